@@ -1,0 +1,115 @@
+"""Content-Encoding decoding that never inflates past a limit.
+
+mitmproxy's own decoders inflate a body whole, so a small gzip bomb would
+cost gigabytes before tokenfix could look at its size. Token responses are
+small: these decoders stop as soon as the output passes the limit. Encoding
+back is left to mitmproxy (setting `response.content` re-encodes).
+"""
+
+import zlib
+
+import brotli
+
+from addon.jsonbody import MAX_BODY, BodySkip
+
+try:  # mitmproxy 12 uses the standard library's zstd or its backport
+    from compression import zstd as _zstd  # type: ignore[import-not-found]
+except ImportError:
+    try:
+        from backports import zstd as _zstd  # type: ignore[import-not-found]
+    except ImportError:
+        _zstd = None
+try:  # mitmproxy 11 uses the zstandard package
+    import zstandard as _zstandard
+except ImportError:
+    _zstandard = None
+
+BROTLI_CHUNK = 256
+
+
+def _too_large(limit: int) -> BodySkip:
+    return BodySkip(f"decoded body larger than {limit} bytes")
+
+
+def _zlib(raw: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(raw, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    out += inflater.flush()
+    if len(out) > limit:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise zlib.error("truncated stream")
+    return out
+
+
+def _gzip(raw: bytes, limit: int) -> bytes:
+    return _zlib(raw, 16 + zlib.MAX_WBITS, limit)
+
+
+def _deflate(raw: bytes, limit: int) -> bytes:
+    # "deflate" is zlib-wrapped by the RFC and raw deflate by many servers
+    try:
+        return _zlib(raw, zlib.MAX_WBITS, limit)
+    except zlib.error:
+        return _zlib(raw, -zlib.MAX_WBITS, limit)
+
+
+def _brotli(raw: bytes, limit: int) -> bytes:
+    inflater = brotli.Decompressor()
+    out = bytearray()
+    # small input steps bound what one step can inflate to on every
+    # brotli version, including those without output_buffer_limit
+    for start in range(0, len(raw), BROTLI_CHUNK):
+        out += inflater.process(raw[start : start + BROTLI_CHUNK])
+        if len(out) > limit:
+            raise _too_large(limit)
+    if not inflater.is_finished():
+        raise brotli.error("truncated stream")
+    return bytes(out)
+
+
+def _zstd_decode(raw: bytes, limit: int) -> bytes:
+    if _zstd is not None:
+        inflater = _zstd.ZstdDecompressor()
+        out = inflater.decompress(raw, max_length=limit + 1)
+        if len(out) > limit:
+            raise _too_large(limit)
+        if not inflater.eof:
+            raise _zstd.ZstdError("truncated stream")
+        return out
+    if _zstandard is not None:
+        reader = _zstandard.ZstdDecompressor().stream_reader(raw)
+        out = reader.read(limit + 1)
+        if len(out) > limit:
+            raise _too_large(limit)
+        return out
+    raise BodySkip("zstd is not available")
+
+
+_DECODERS = {
+    "gzip": _gzip,
+    "x-gzip": _gzip,
+    "deflate": _deflate,
+    "br": _brotli,
+    "zstd": _zstd_decode,
+}
+
+
+def decode_bounded(raw: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
+    """The decoded body, or BodySkip when it is too large or cannot be decoded."""
+    if len(raw) > limit:
+        raise BodySkip(f"body larger than {limit} bytes")
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return raw
+    decoder = _DECODERS.get(name)
+    if decoder is None:
+        raise BodySkip(f"unsupported Content-Encoding {name!r}")
+    try:
+        return decoder(raw, limit)
+    except BodySkip:
+        raise
+    except Exception as e:  # each codec has its own error types
+        raise BodySkip(f"cannot decode {name} body ({type(e).__name__})") from None

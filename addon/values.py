@@ -1,0 +1,112 @@
+"""Dotted paths into JSON objects, JWT claims, and absolute times.
+
+Everything here is pure: the current time is passed in by the caller.
+"""
+
+import base64
+import binascii
+import json
+import math
+from datetime import UTC, datetime
+
+MISSING = object()
+
+# an epoch number above this is in milliseconds (10^11 s is the year 5138)
+EPOCH_MS_THRESHOLD = 10**11
+
+
+def get_path(doc: dict, path: tuple[str, ...]) -> object:
+    """The value at a path, or MISSING; paths never enter arrays."""
+    node: object = doc
+    for key in path:
+        if not isinstance(node, dict):
+            return MISSING
+        node = node.get(key, MISSING)
+        if node is MISSING:
+            return MISSING
+    return node
+
+
+def parent_of(doc: dict, path: tuple[str, ...], create: bool) -> dict | None:
+    """The object holding the path's last key; None when it cannot be reached."""
+    node = doc
+    for key in path[:-1]:
+        child = node.get(key, MISSING)
+        if child is MISSING and create:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            return None
+        node = child
+    return node
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def jwt_claims(token: object) -> dict | None:
+    """The claims of a JWS compact token, read without verifying it."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return None
+    payload = token.split(".", 2)[1]
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_header(token: object) -> dict | None:
+    """The JOSE header of a JWS compact token."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return None
+    head = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def seconds_until(epoch: float, now: float) -> int:
+    """Whole seconds from now until epoch; 0 once it has passed."""
+    return max(0, int(epoch - now))
+
+
+def jwt_seconds_left(token: object, now: float) -> int | None:
+    claims = jwt_claims(token)
+    if claims is None:
+        return None
+    exp = claims.get("exp")
+    if not is_number(exp) or not math.isfinite(exp):
+        return None
+    return seconds_until(exp, now)
+
+
+def epoch_of(value: object) -> float | None:
+    """An absolute time as epoch seconds.
+
+    Accepts epoch seconds or milliseconds (numbers above 10^11 are
+    milliseconds), numeric strings of either, and ISO 8601 text; an ISO time
+    without an offset is taken as UTC.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            return _iso_epoch(text)
+    if not is_number(value) or not math.isfinite(value):
+        return None
+    return value / 1000 if abs(value) > EPOCH_MS_THRESHOLD else float(value)
+
+
+def _iso_epoch(text: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -33,13 +33,11 @@ def strict_equal(a: object, b: object) -> bool:
         return type(a) is type(b) and a == b
     if is_number(a) and is_number(b):
         return a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
+    if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(map(strict_equal, a, b))
-    if isinstance(a, dict):
+    if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
-    return a == b
+    return type(a) is type(b) and a == b
 
 
 def missing(value: object) -> bool:

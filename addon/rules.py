@@ -269,8 +269,10 @@ def _header_globs(ctx: _Ctx, raw: object, line: int):
 # ---------------------------------------------------------------- when
 
 
-def _condition(ctx: _Ctx, name: str, raw: object, line: int) -> cond.Test:
-    field = f"when.{name}"
+def _condition(
+    ctx: _Ctx, name: str, raw: object, line: int, prefix: str = "when"
+) -> cond.Test:
+    field = f"{prefix}.{name}"
     if raw == "missing":
         return cond.missing
     if raw == "present":
@@ -315,6 +317,13 @@ def _regex(ctx: _Ctx, field: str, raw: object, line: int) -> re.Pattern:
         raise ctx.error(
             field, f"invalid regular expression {raw!r}: {e}", line
         ) from None
+
+
+def compile_condition(
+    name: str, raw: object, file: str, line: int, rule: str | None, prefix: str
+) -> cond.Test:
+    """A `when` condition outside a rule's `when`, as example expectations use."""
+    return _condition(_Ctx(file, rule, line), name, raw, line, prefix)
 
 
 def _when(ctx: _Ctx, raw: object, line: int) -> tuple[Condition, ...]:

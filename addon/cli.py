@@ -1,0 +1,258 @@
+"""The `tokenfix` command: check rules and try them on recorded flows.
+
+tokenfix check [RULES]          validate and run the rules' examples
+tokenfix try RULES FLOWS...     apply rules to recorded exchanges, show diffs
+"""
+
+import argparse
+import difflib
+import json
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from addon import expect, jsonbody, offline
+from addon.redact import REDACTED, is_secret_path, secret_names
+from addon.rules import RuleError, load_rules
+from addon.ruleset import RuleSet
+from addon.yamlsrc import LineDict, LineList, YamlError, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tokenfix",
+        description="Check tokenfix rules and try them on recorded exchanges.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check_p = sub.add_parser("check", help="validate a rules file, run its examples")
+    check_p.add_argument("rules", nargs="?", default="rules.yaml")
+    try_p = sub.add_parser(
+        "try",
+        help="apply rules to flows recorded with mitmdump -w, HAR files, or YAML "
+        "exchanges, and show what would change",
+    )
+    try_p.add_argument("rules")
+    try_p.add_argument("flows", nargs="+", metavar="FLOWS")
+    try_p.add_argument(
+        "--fail-on-change",
+        action="store_true",
+        help="exit 1 when any exchange would change (for CI)",
+    )
+    try_p.add_argument(
+        "--secret-field",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another field whose value is never shown (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return check(args.rules)
+    return try_flows(args.rules, args.flows, args.fail_on_change, args.secret_field)
+
+
+# ---------------------------------------------------------------- check
+
+
+def check(path: str, out=sys.stdout) -> int:
+    try:
+        rules = load_rules(path)
+    except RuleError as e:
+        print(e, file=out)
+        return 1
+    now = time.time()
+    passed = failed = 0
+    for rule in rules.rules:
+        for i, example in enumerate(rule.examples):
+            line = example.line if isinstance(example, LineDict) else rule.line
+            label = example.get("name") or f"example {i + 1}"
+            failures = _run_example(rules, rule.name, example, path, line, now)
+            if failures:
+                failed += 1
+                print(f"{path}:{line}: rule {rule.name!r}: {label}: FAILED", file=out)
+                for failure in failures:
+                    print(f"    {failure}", file=out)
+            else:
+                passed += 1
+    examples = passed + failed
+    print(
+        f"{path}: {len(rules)} rules valid; {examples} examples: "
+        f"{passed} passed, {failed} failed",
+        file=out,
+    )
+    return 1 if failed else 0
+
+
+def _run_example(rules: RuleSet, rule: str, example: dict, path, line, now) -> list:
+    try:
+        ex = offline.exchange_from_mapping(example, now)
+        result = offline.run(rules, ex, now=now)
+        return expect.check(result, example.get("expect"), path, line, rule, now)
+    except (ValueError, RuleError) as e:
+        return [str(e)]
+
+
+# ---------------------------------------------------------------- try
+
+
+def try_flows(rules_path, flow_paths, fail_on_change, extra_secrets, out=sys.stdout):
+    try:
+        rules = load_rules(rules_path)
+    except RuleError as e:
+        print(e, file=out)
+        return 2
+    secrets = secret_names(extra_secrets)
+    now = time.time()
+    total = changed = 0
+    for flow_path in flow_paths:
+        try:
+            exchanges = read_exchanges(flow_path, now)
+        except (OSError, ValueError) as e:
+            print(f"{flow_path}: cannot read: {e}", file=out)
+            return 2
+        for ex in exchanges:
+            total += 1
+            result = offline.run(rules, ex, now=now, secrets=secrets)
+            changed += result.changed
+            _show_result(result, total, secrets, out)
+    print(f"{total} exchanges, {changed} would change", file=out)
+    return 1 if fail_on_change and changed else 0
+
+
+def read_exchanges(path: str, now: float) -> list[offline.Exchange]:
+    """Exchanges from a YAML file of cases, or from a mitmproxy or HAR flow file."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return _yaml_exchanges(path, now)
+    return _flow_exchanges(path)
+
+
+def _yaml_exchanges(path: str, now: float) -> list[offline.Exchange]:
+    try:
+        doc = load(Path(path).read_text(encoding="utf-8"))
+    except YamlError as e:
+        raise ValueError(f"line {e.line}: {e.message}") from None
+    if isinstance(doc, dict) and "exchanges" in doc:
+        doc = doc["exchanges"]
+    items = doc if isinstance(doc, list) else [doc]
+    exchanges = []
+    for i, item in enumerate(items):
+        line = item.line if isinstance(item, LineDict | LineList) else 1
+        if not isinstance(item, dict):
+            raise ValueError(f"line {line}: expected an exchange mapping")
+        try:
+            label = str(item.get("id") or item.get("name") or f"#{i + 1}")
+            exchanges.append(offline.exchange_from_mapping(item, now, label))
+        except ValueError as e:
+            raise ValueError(f"line {line}: {e}") from None
+    return exchanges
+
+
+def _flow_exchanges(path: str) -> list[offline.Exchange]:
+    from mitmproxy import exceptions, http, io
+
+    try:
+        with open(path, "rb") as f:
+            flows = list(io.FlowReader(f).stream())
+    except exceptions.FlowReadException as e:
+        raise ValueError(str(e)) from None
+    exchanges = []
+    for flow in flows:
+        if not isinstance(flow, http.HTTPFlow) or flow.response is None:
+            continue
+        req, resp = flow.request, flow.response
+        exchanges.append(
+            offline.Exchange(
+                method=req.method,
+                url=req.url,
+                request_headers=dict(req.headers.items()),
+                request_body=req.get_content(strict=False) or b"",
+                status=resp.status_code,
+                response_headers=dict(resp.headers.items()),
+                response_body=resp.raw_content or b"",
+                label=flow.id[:8],
+            )
+        )
+    return exchanges
+
+
+def _redact_url(url: str, secrets: frozenset[str]) -> str:
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (k, REDACTED if k in secrets else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return parts._replace(query=urlencode(query, safe="<>")).geturl()
+
+
+def _pretty(body: bytes, secrets: frozenset[str]) -> list[str]:
+    """A body as redacted, indented JSON lines (forms are shown as JSON too)."""
+    try:
+        doc = jsonbody.parse_object(body)
+    except jsonbody.BodySkip:
+        try:
+            doc = jsonbody.parse_form(body)
+        except jsonbody.BodySkip:
+            return [f"<{len(body)} bytes, not shown>"]
+    doc = _redacted(doc, secrets, "")
+    return json.dumps(doc, indent=2, ensure_ascii=False).splitlines()
+
+
+def _redacted(value: object, secrets: frozenset[str], path: str) -> object:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else key
+            secret = is_secret_path(sub, secrets) and item is not None
+            out[key] = REDACTED if secret else _redacted(item, secrets, sub)
+        return out
+    return value
+
+
+def _show_result(result: offline.Result, n: int, secrets, out) -> None:
+    ex = result.exchange
+    grant = result.grant_type
+    label = f" [{ex.label}]" if ex.label else ""
+    print(
+        f"== {n}{label}: {ex.method} {_redact_url(ex.url, secrets)}"
+        f" (grant_type {grant or '-'}) -> {ex.status}",
+        file=out,
+    )
+    if result.skipped_reason:
+        print(f"   left as is: {result.skipped_reason}", file=out)
+        return
+    matched = ", ".join(result.matched) or "none"
+    print(f"   rules matched: {matched}", file=out)
+    outcome = result.outcome
+    if outcome is not None:
+        for rule, reason in outcome.skipped:
+            print(f"   rule {rule!r} skipped: {reason}", file=out)
+        for warning in outcome.warnings:
+            print(f"   warning: {warning}", file=out)
+    if not result.changed:
+        print("   no change", file=out)
+        return
+    if result.status != ex.status:
+        print(f"   status: {ex.status} -> {result.status}", file=out)
+    for change in outcome.changes:
+        if change.target == "header":
+            print(
+                f"   header {change.field}: {change.old!r} -> {change.new!r}", file=out
+            )
+    if outcome.body is not None:
+        diff = difflib.unified_diff(
+            _pretty(result.original_body, secrets),
+            _pretty(result.body, secrets),
+            "response body (received)",
+            "response body (after tokenfix)",
+            lineterm="",
+        )
+        for line in diff:
+            print(f"   {line}", file=out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The `expect` part of example exchanges: what the client must receive."""
+
+from addon import jsonbody
+from addon.conditions import strict_equal
+from addon.offline import Result, expand
+from addon.redact import REDACTED, is_secret_path
+from addon.rules import compile_condition
+from addon.values import MISSING, get_path
+from addon.yamlsrc import LineDict
+
+EXPECT_KEYS = ("status", "headers", "unchanged", "body", "fields")
+
+
+def _line(expect: object, key: str, default: int) -> int:
+    if isinstance(expect, LineDict):
+        return expect.lines.get(key, default)
+    return default
+
+
+def _show(path: str, value: object) -> str:
+    if value is MISSING:
+        return "missing"
+    if is_secret_path(path):
+        return REDACTED
+    return repr(value)
+
+
+def check(
+    result: Result, expect: object, file: str, line: int, rule: str, now: float
+) -> list:
+    """Every way the result differs from the expectation, in words.
+
+    Placeholders in expected values are expanded at the same moment as the
+    exchange's, so `<JWT exp=+120>` stands for the same token on both sides.
+    """
+    if expect is None:
+        return []
+    if not isinstance(expect, dict):
+        return [
+            f"{file}:{line}: expect: expected a mapping, got {type(expect).__name__}"
+        ]
+    failures = []
+    for key in expect:
+        if key not in EXPECT_KEYS:
+            allowed = ", ".join(EXPECT_KEYS)
+            failures.append(
+                f"{file}:{_line(expect, key, line)}: expect: unknown key {key!r} "
+                f"(expected one of: {allowed})"
+            )
+    if "status" in expect and result.status != expect["status"]:
+        failures.append(f"status: expected {expect['status']}, got {result.status}")
+    failures += _headers(result, expect.get("headers") or {})
+    if expect.get("unchanged") and result.body != result.original_body:
+        failures.append("body: expected byte for byte as received, but it changed")
+    if "body" in expect or "fields" in expect:
+        failures += _body(result, expect, file, line, rule, now)
+    return failures
+
+
+def _headers(result: Result, wanted: dict) -> list[str]:
+    failures = []
+    final = {k.lower(): v for k, v in result.headers.items()}
+    for name, value in wanted.items():
+        got = final.get(name.lower())
+        if got != value:
+            failures.append(f"header {name}: expected {value!r}, got {got!r}")
+    return failures
+
+
+def _body(result: Result, expect: dict, file, line, rule, now: float) -> list:
+    try:
+        doc = jsonbody.parse_object(result.body)
+    except jsonbody.BodySkip as e:
+        return [f"body: expected a JSON object, got one that is not ({e})"]
+    failures = []
+    if "body" in expect:
+        wanted = _expand(expect["body"], now)
+        same_order = isinstance(wanted, dict) and list(wanted) == list(doc)
+        if not (same_order and strict_equal(doc, wanted)):
+            failures.append(f"body: expected {_redacted(wanted)}, got {_redacted(doc)}")
+    fields = expect.get("fields") or {}
+    for name, raw in fields.items():
+        fline = _line(fields, name, _line(expect, "fields", line))
+        raw = _expand(raw, now)
+        test = compile_condition(name, raw, file, fline, rule, "expect.fields")
+        value = get_path(doc, tuple(name.split(".")))
+        if not test(value):
+            failures.append(f"{name}: expected {raw!r}, got {_show(name, value)}")
+    return failures
+
+
+def _expand(value: object, now: float) -> object:
+    if isinstance(value, str):
+        return expand(value, now)
+    if isinstance(value, list):
+        return [_expand(v, now) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, now) for k, v in value.items()}
+    return value
+
+
+def _redacted(doc: object) -> object:
+    if not isinstance(doc, dict):
+        return doc
+    return {k: REDACTED if is_secret_path(k) else _redacted(v) for k, v in doc.items()}

@@ -113,7 +113,15 @@ def run(
     matched = rules.for_request(info)
     headers = dict(ex.response_headers)
     result = Result(
-        ex, tuple(r.name for r in matched), None, None, b"", b"", ex.status, headers
+        exchange=ex,
+        grant_type=info.grant_type,
+        matched=tuple(r.name for r in matched),
+        outcome=None,
+        skipped_reason=None,
+        body=b"",
+        original_body=b"",
+        status=ex.status,
+        headers=headers,
     )
     try:
         body = decode_bounded(ex.response_body, ex.header("content-encoding"))

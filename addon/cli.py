@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         help="another field whose value is never shown (repeatable)",
     )
     args = parser.parse_args(argv)
-    if args.command == "check":
-        return check(args.rules)
-    return try_flows(args.rules, args.flows, args.fail_on_change, args.secret_field)
+    try:
+        if args.command == "check":
+            return check(args.rules)
+        return try_flows(args.rules, args.flows, args.fail_on_change, args.secret_field)
+    except BrokenPipeError:  # `tokenfix try ... | head`
+        sys.stderr.close()
+        return 0
 
 
 # ---------------------------------------------------------------- check

@@ -103,9 +103,11 @@ def basic_client_id(authorization: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True)
-        user = decoded.decode("utf-8").split(":", 1)[0]
+        user, colon, _ = decoded.decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
+    if not colon:
+        return None  # RFC 7617 section 2: user-id ":" password
     # the client id was form-encoded before it was base64-encoded
     return unquote_plus(user)
 

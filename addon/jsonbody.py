@@ -93,4 +93,6 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 def dump(doc: dict) -> bytes:
     """Compact JSON that keeps key order and non-ASCII text as it is."""
+    # TODO: keep the server's white space between tokens; a re-serialized
+    # body is always compact.
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

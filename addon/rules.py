@@ -124,9 +124,9 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return f"string {value!r}"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     return f"a YAML {type(value).__name__}"
 
 
@@ -163,7 +163,8 @@ def _json_literal(ctx: _Ctx, field: str, value: object, line: int) -> object:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ctx.error(field, f"{value} has no JSON form", line)
+            msg = f"number {value} has no JSON form (JSON numbers are finite)"
+            raise ctx.error(field, msg, line)
         return value
     if isinstance(value, list):
         return [
@@ -175,15 +176,22 @@ def _json_literal(ctx: _Ctx, field: str, value: object, line: int) -> object:
             k: _json_literal(ctx, f"{field}.{k}", v, _line_of(value, k, line))
             for k, v in value.items()
         }
-    hint = " (quote it to make it a string)"
     if isinstance(value, datetime.date | datetime.datetime):
-        raise ctx.error(field, f"a YAML date has no JSON form{hint}", line)
-    raise ctx.error(field, f"{_kind(value)} has no JSON form{hint}", line)
+        msg = "a YAML date has no JSON form (quote it to make it a string)"
+    elif isinstance(value, set):
+        msg = "a YAML set has no JSON form (write a list)"
+    elif isinstance(value, bytes):
+        msg = "YAML binary data has no JSON form (write a string)"
+    else:
+        msg = f"{_kind(value)} has no JSON form"
+    raise ctx.error(field, msg, line)
 
 
 def _path(ctx: _Ctx, field: str, value: object, line: int) -> tuple[str, ...]:
     if not isinstance(value, str) or not value:
         raise ctx.expected(field, "a field name or dotted path", value, line)
+    # TODO: offer an escape for member names that contain a dot; every dot
+    # splits the path today.
     parts = tuple(value.split("."))
     if "" in parts:
         raise ctx.error(field, f"{value!r} has an empty segment", line)
@@ -300,8 +308,8 @@ def _condition(
         elif op == "matches":
             tests.append(cond.matches(_regex(ctx, f"{field}.matches", arg, oline)))
         else:
-            if not isinstance(arg, int | float) or isinstance(arg, bool):
-                raise ctx.expected(f"{field}.{op}", "a number", arg, oline)
+            if not cond.is_number(arg) or not math.isfinite(arg):
+                raise ctx.expected(f"{field}.{op}", "a finite number", arg, oline)
             bounds[op] = arg
     if bounds:
         tests.append(cond.ordered(bounds))
@@ -388,7 +396,11 @@ def _pairs(ctx: _Ctx, op: str, raw: object, line: int) -> list[tuple[str, int, o
 def _action(ctx: _Ctx, index: int, raw: object, line: int) -> Action:
     if not isinstance(raw, dict) or len(raw) != 1:
         what = f"a mapping with exactly one key, one of: {_words(ACTIONS)}"
-        raise ctx.expected(f"actions[{index}]", what, raw, line)
+        got = _kind(raw)
+        if isinstance(raw, dict) and raw:
+            got = f"{len(raw)} keys ({_words(tuple(raw))})"
+            got += ": each action is its own '- ' item, its fields indented under it"
+        raise ctx.error(f"actions[{index}]", f"expected {what}, got {got}", line)
     ((op, arg),) = raw.items()
     line = _line_of(raw, op, line)
     if op not in ACTIONS:
@@ -434,10 +446,11 @@ def _build_header(ctx: _Ctx, op: str, raw: object, line: int):
     for name, kline, value in _pairs(ctx, op, raw, line):
         if not HEADER_NAME.fullmatch(name):
             raise ctx.error(op, f"{name!r} is not a header name", kline)
-        if name.lower() in MANAGED_HEADERS or (
-            op == "request_header" and name.lower() == "host"
-        ):
+        if name.lower() in MANAGED_HEADERS:
             msg = f"{name} cannot be set by a rule: tokenfix keeps it right itself"
+            raise ctx.error(op, msg, kline)
+        if op == "request_header" and name.lower() == "host":
+            msg = f"{name} cannot be set by a rule: it names the upstream server"
             raise ctx.error(op, msg, kline)
         if value is not None and not isinstance(value, str):
             raise ctx.expected(
@@ -502,6 +515,9 @@ def _examples(ctx: _Ctx, raw: object, line: int) -> tuple[dict, ...]:
                 msg = f"unknown key {key!r} (expected one of: {_words(EXAMPLE_KEYS)})"
                 raise ctx.error(f"examples[{i}]", msg, _line_of(example, key, eline))
         for key in ("request", "response"):
+            if key not in example:
+                what = "missing (expected a mapping)"
+                raise ctx.error(f"examples[{i}].{key}", what, eline)
             if not isinstance(example.get(key), dict):
                 what = f"a mapping under {key!r}"
                 raise ctx.expected(
@@ -533,7 +549,9 @@ def _rule(file: str, raw: object, line: int, index: int, dups: list) -> Rule:
             msg = f"unknown key {key!r} (expected one of: {_words(RULE_KEYS)})"
             raise ctx.error(None, msg, _line_of(raw, key, line))
     if "actions" not in raw:
-        raise ctx.error("actions", "is required", line)
+        raise ctx.error(
+            "actions", "missing (expected a non-empty list of actions)", line
+        )
     if "description" in raw and not isinstance(raw["description"], str):
         raise ctx.expected(
             "description",
@@ -582,9 +600,10 @@ def parse_rules(text: str, filename: str = "<rules>") -> RuleSet:
         doc = load(text)
     except YamlError as e:
         raise RuleError(filename, e.line, None, None, e.message) from None
-    if not isinstance(doc, dict) or "rules" not in doc:
-        line = doc.line if isinstance(doc, LineDict) else 1
-        msg = f"expected a mapping with a 'rules' list, got {_kind(doc)}"
+    if not isinstance(doc, dict):
+        got = "an empty file" if doc is None else _kind(doc)
+        msg = f"expected a mapping with a 'rules' list, got {got}"
+        line = doc.line if isinstance(doc, LineList) else 1
         raise RuleError(filename, line, None, None, msg)
     if doc.duplicates:
         dline, key, first = doc.duplicates[0]
@@ -594,6 +613,9 @@ def parse_rules(text: str, filename: str = "<rules>") -> RuleSet:
         if key != "rules":
             msg = f"unknown top-level key {key!r} (expected: rules)"
             raise RuleError(filename, doc.lines[key], None, None, msg)
+    if "rules" not in doc:
+        msg = "expected a mapping with a 'rules' list, got an empty mapping"
+        raise RuleError(filename, doc.line, None, None, msg)
     raw_rules = doc["rules"]
     rules_line = doc.lines["rules"]
     if raw_rules is None:

@@ -116,6 +116,9 @@ def request_matches(rule: Rule, req: RequestInfo) -> bool:
             return False
     if match.grant_types is not None and req.grant_type not in match.grant_types:
         return False
-    if match.client_ids is not None and req.param("client_id") not in match.client_ids:
-        return False
+    if match.client_ids is not None:
+        # a JSON body may hold any value here, a list even: only a string matches
+        client_id = req.param("client_id")
+        if not isinstance(client_id, str) or client_id not in match.client_ids:
+            return False
     return True

@@ -6,13 +6,18 @@ Run it as a mitmproxy script, for example in front of an Auth0 tenant:
         --set tokenfix_rules=rules.yaml
 """
 
+import os
 import sys
-from pathlib import Path
+
+# mitmproxy puts a script's own folder first on sys.path (and leaves it
+# there); from this folder, `addon` would be addon/addon.py, not the package.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
 try:
     from addon.addon import TokenFix
 except ModuleNotFoundError:  # a checkout that was not installed with pip
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, os.path.dirname(_here))
     from addon.addon import TokenFix
 
 addons = [TokenFix()]

@@ -9,6 +9,7 @@ import yaml
 
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class LineDict(dict):
@@ -38,22 +39,44 @@ class _Loader(yaml.SafeLoader):
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    # flattening puts the pairs of `<<: *anchor` merges first; the mapping's own
+    # keys follow and override them, as YAML says, without being duplicates
+    own = sum(1 for key_node, _ in node.value if key_node.tag != MERGE_TAG)
     loader.flatten_mapping(node)
+    first_own = len(node.value) - own
     result = LineDict()
     result.line = node.start_mark.line + 1
     result.lines = {}
     result.duplicates = []
-    for key_node, value_node in node.value:
+    own_keys: set[str] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
-            raise YamlError(line, f"keys must be strings, got {key!r}")
-        if key in result:
+            raise YamlError(line, _key_message(key_node, key))
+        if key in own_keys:
             result.duplicates.append((line, key, result.lines[key]))
             continue
+        if index >= first_own:
+            own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
     return result
+
+
+def _key_message(node: yaml.Node, key: object) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        kind = "a list" if isinstance(key, list) else "a mapping"
+        return f"keys must be strings, got {kind}"
+    if key is None:
+        kind = "null"
+    elif isinstance(key, bool):
+        kind = f"boolean {str(key).lower()}"
+    elif isinstance(key, int | float):
+        kind = f"number {key!r}"
+    else:
+        kind = f"a {type(key).__name__}"
+    return f"key {node.value!r} is read as {kind}, not a string: quote it"
 
 
 def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
@@ -74,11 +97,30 @@ def load(text: str) -> object:
     except YamlError:
         raise
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = e.problem or str(e)
-        if isinstance(e, yaml.constructor.ConstructorError):
-            problem = f"{problem} (rules files are loaded safely: no tags)"
-        raise YamlError(line, f"invalid YAML: {problem}") from None
+        raise YamlError(*_located(e)) from None
     except yaml.YAMLError as e:
         raise YamlError(1, f"invalid YAML: {e}") from None
+
+
+def _located(e: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """The line to blame and the message: the problem, then where its context began.
+
+    An unclosed quote or bracket is found only at the end of the file, so the
+    line where it began is the one to blame.
+    """
+    problem = e.problem or str(e)
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark else 1
+    if e.context_mark and ("end of stream" in problem or "<stream end>" in problem):
+        line = e.context_mark.line + 1
+    if e.context and problem.startswith("but "):
+        problem = f"{e.context}, {problem}"
+    elif e.context and e.context_mark:
+        start = e.context_mark.line + 1
+        where = f" from line {start}" if start != line else ""
+        problem = f"{problem} ({e.context}{where})"
+    if problem.startswith("mapping values are not allowed"):
+        problem += " (quote a value that holds ': ')"
+    if "could not determine a constructor" in problem:
+        problem = f"{problem} (rules files are loaded safely: no tags)"
+    return line, f"invalid YAML: {problem}"

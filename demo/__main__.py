@@ -1,0 +1,400 @@
+"""`make demo`: Alexa account linking against an Auth0-like server, with and without
+tokenfix in between.
+
+Starts the local authorization server of demo/authserver.py, whose refresh
+responses leave out `expires_in` as Auth0's once did; puts mitmdump with tokenfix
+in front of it, using the shipped rules.yaml with the local host added; links an
+account the way Alexa does, once straight to the server and once with the token
+requests sent through the proxy; prints what Alexa receives side by side. Exits 0
+when the proxy repaired the refresh response, 1 when it did not.
+
+Token values are shown shortened and the client secret never: the output is safe
+to paste into a bug report.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
+
+import yaml
+
+from demo.authserver import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_REDIRECT_URI,
+    LocalAuthServer,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_RULES = REPO / "rules.yaml"
+ADDON_SCRIPT = REPO / "addon" / "tokenfix.py"
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+LOCAL_HOST = "127.0.0.1"
+SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+
+LABEL, COLUMN = 30, 27
+
+
+# -- an Alexa-style client --------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict
+    raw: bytes
+    received_at: float
+
+
+@dataclass
+class Linking:
+    """What Alexa received while linking one account."""
+
+    code_exchange: Reply
+    refresh: Reply
+
+
+def _request(method: str, url: str, body: str = "", headers=None):
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        conn.request(method, target, body=body or None, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Location"), resp.read()
+    finally:
+        conn.close()
+
+
+def _token_request(token_url: str, params: dict) -> Reply:
+    # as Alexa sends it: a form body, the client credentials in HTTP Basic
+    credentials = f"{quote_plus(DEMO_CLIENT_ID)}:{quote_plus(DEMO_CLIENT_SECRET)}"
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+        "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
+    }
+    status, _, body = _request("POST", token_url, urlencode(params), headers)
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = {}
+    document = document if isinstance(document, dict) else {}
+    return Reply(status, document, body, time.time())
+
+
+def link_account(server_url: str, token_url: str) -> Linking:
+    """Authorize at the server (the user's browser), then exchange the code and
+    refresh at `token_url` (Alexa's "Access Token URI")."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": DEMO_CLIENT_ID,
+            "redirect_uri": DEMO_REDIRECT_URI,
+            "scope": "openid offline_access",
+            "state": "alexa-demo",
+        }
+    )
+    status, location, _ = _request("GET", f"{server_url}/authorize?{query}")
+    if status != 302 or not location:
+        raise RuntimeError(f"/authorize answered {status}, not a redirect")
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+
+    params = {"code": code, "redirect_uri": DEMO_REDIRECT_URI}
+    exchange = _token_request(token_url, {"grant_type": "authorization_code", **params})
+    refresh_token = exchange.body.get("refresh_token", "")
+    params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return Linking(exchange, _token_request(token_url, params))
+
+
+# -- mitmdump with tokenfix ---------------------------------------------------------
+
+
+def localized_rules(text: str) -> str:
+    """The shipped rules with the local server's host added to every host list.
+
+    In reverse mode a rule sees the upstream's host, here 127.0.0.1 rather than
+    TENANT.auth0.com.
+    """
+    document = yaml.safe_load(text)
+    for rule in document.get("rules") or []:
+        match = rule.get("match") or {}
+        hosts = match.get("host")
+        if hosts is not None:
+            match["host"] = (
+                [hosts, LOCAL_HOST]
+                if isinstance(hosts, str)
+                else [
+                    *hosts,
+                    LOCAL_HOST,
+                ]
+            )
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOCAL_HOST, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proxy:
+    upstream: str
+    rules: Path
+    workdir: Path
+    port: int = 0
+    log_path: Path = field(init=False)
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self):
+        self.log_path = self.workdir / "mitmdump.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> bool:
+        self.port = _free_port()
+        command = [
+            str(MITMDUMP),
+            *("--mode", f"reverse:{self.upstream}"),
+            *("--listen-host", LOCAL_HOST, "--listen-port", str(self.port)),
+            *("-s", str(ADDON_SCRIPT)),
+            *("--set", f"tokenfix_rules={self.rules}"),
+            # not -q: that would hide tokenfix's INFO lines, which the demo shows
+            *("--set", "flow_detail=0"),
+            # a fresh configuration directory: no ~/.mitmproxy/config.yaml applies
+            *("--set", f"confdir={self.workdir / 'mitmproxy'}"),
+        ]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        return self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                socket.create_connection((LOCAL_HOST, self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the report ---------------------------------------------------------------------
+
+
+def shorten(name: str, value) -> str:
+    if value is None:
+        return "(missing)"
+    if name in SECRET_FIELDS and isinstance(value, str):
+        kind = "JWT, " if value.count(".") == 2 else ""
+        return f"{value[:6]}… ({kind}{len(value)} chars)"
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) < COLUMN else text[: COLUMN - 2] + "…"
+
+
+def refresh_plan(reply: Reply) -> str:
+    """What Alexa can do with this reply: it schedules the next refresh from
+    expires_in (RFC 6749 section 5.1)."""
+    expires_in = reply.body.get("expires_in")
+    if reply.status != 200:
+        return "no: the request failed"
+    if type(expires_in) is not int or expires_in <= 0:
+        return "NO: no expires_in"
+    return f"yes, in {expires_in} s"
+
+
+def row(label: str, left: str, right: str) -> str:
+    return f"{label:<{LABEL}}{left:<{COLUMN}}{right}".rstrip()
+
+
+def print_table(title: str, direct: Reply, proxied: Reply) -> None:
+    print(row(title, f"HTTP {direct.status}", f"HTTP {proxied.status}"))
+    names = list(dict.fromkeys([*direct.body, *proxied.body]))
+    for name in names:
+        left = shorten(name, direct.body.get(name))
+        right = shorten(name, proxied.body.get(name))
+        print(row(f"  {name}", left, right))
+    print(
+        row("  Alexa schedules a refresh?", refresh_plan(direct), refresh_plan(proxied))
+    )
+    print()
+
+
+def lifetime_left(reply: Reply) -> float | None:
+    """Seconds the access token had left when the reply arrived, from its exp."""
+    try:
+        payload = reply.body["access_token"].split(".")[1]
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        return claims["exp"] - reply.received_at
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def repaired(reply: Reply) -> bool:
+    expires_in = reply.body.get("expires_in")
+    left = lifetime_left(reply)
+    if reply.status != 200 or type(expires_in) is not int or left is None:
+        return False
+    return abs(expires_in - left) <= 2
+
+
+def tokenfix_lines(output: str, linkings: list[Linking]) -> list[str]:
+    values = [
+        value
+        for linking in linkings
+        for reply in (linking.code_exchange, linking.refresh)
+        for name, value in reply.body.items()
+        if name in SECRET_FIELDS and isinstance(value, str)
+    ]
+    lines = []
+    for line in output.splitlines():
+        if "tokenfix" not in line or "Loading script" in line:
+            continue
+        if any(value in line for value in values):
+            # tokenfix promises never to log a token; say so rather than show it
+            line = "(a line holding a token value was withheld: a tokenfix bug)"
+        lines.append(line)
+    return lines
+
+
+def report(server: LocalAuthServer, proxy: Proxy, direct: Linking, via: Linking):
+    print(row("What Alexa receives", "straight from the server", "through tokenfix"))
+    print("-" * (LABEL + 2 * COLUMN))
+    print_table("code exchange", direct.code_exchange, via.code_exchange)
+    print_table("refresh", direct.refresh, via.refresh)
+
+    print("tokenfix logged:")
+    for line in tokenfix_lines(proxy.output(), [direct, via]) or ["(nothing)"]:
+        print(f"  {line}")
+    print()
+
+    if not repaired(via.refresh):
+        print(
+            "FAILED: the refresh response through tokenfix has no correct expires_in."
+        )
+        print(f"mitmdump's output is in {proxy.log_path}:")
+        print(proxy.output())
+        return 1
+    expires_in = via.refresh.body["expires_in"]
+    sent = [answer.body for answer in server.answers]
+    untouched = via.code_exchange.raw in sent and via.refresh.raw not in sent
+    summary = (
+        "Without tokenfix the refresh response has no expires_in: Alexa cannot "
+        "schedule the next refresh, and the user is unlinked once the access token "
+        f"expires. Through tokenfix it says {expires_in} s, read from the access "
+        f"token's exp claim (this server's tokens live {server.lifetime} s), and "
+        "the refresh cycle goes on. "
+    )
+    if untouched:
+        summary += "The code exchange, already compliant, passed byte for byte."
+    else:
+        summary += "NOTE: the code exchange did not pass byte for byte."
+    print(textwrap.fill(summary, width=80))
+    return 0
+
+
+# -- main ---------------------------------------------------------------------------
+
+
+INTRO = """\
+tokenfix demo: Alexa account linking with a server that behaves as Auth0 once
+did (its refresh responses leave out expires_in)
+"""
+
+SETUP = """\
+  authorization server  {server}  (local, in this process)
+  tokenfix              {proxy}  (mitmdump, reverse mode)
+  rules                 {rules}, with host {host} added
+
+Alexa links an account: the user approves at /authorize, then Alexa exchanges
+the code at /oauth/token and later refreshes, with form bodies and the client
+secret in HTTP Basic. Once straight to the server, once with Alexa's "Access
+Token URI" pointing at tokenfix.
+"""
+
+
+def run(server: LocalAuthServer, proxy: Proxy) -> int:
+    print(INTRO)
+    if not proxy.start():
+        print("FAILED: mitmdump with tokenfix did not start. Its output:\n")
+        print(proxy.output())
+        return 1
+    print(
+        SETUP.format(
+            server=server.url,
+            proxy=proxy.url,
+            rules=SHIPPED_RULES.name,
+            host=LOCAL_HOST,
+        )
+    )
+
+    try:
+        direct = link_account(server.url, f"{server.url}/oauth/token")
+        via = link_account(server.url, f"{proxy.url}/oauth/token")
+    except (OSError, RuntimeError) as e:
+        proxy.stop()
+        print(f"FAILED: {e}. mitmdump's output:\n")
+        print(proxy.output())
+        return 1
+    # stopped first, so that its log is complete
+    proxy.stop()
+    return report(server, proxy, direct, via)
+
+
+def main() -> int:
+    if not MITMDUMP.exists():
+        print(f"mitmdump not found next to {sys.executable}: run `make demo`.")
+        return 1
+    if not SHIPPED_RULES.exists():
+        print(f"{SHIPPED_RULES} is missing.")
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="tokenfix-demo-") as tmp:
+        rules = Path(tmp) / "rules.yaml"
+        rules.write_text(localized_rules(SHIPPED_RULES.read_text("utf-8")), "utf-8")
+        with LocalAuthServer() as server:
+            proxy = Proxy(server.url, rules, Path(tmp))
+            try:
+                return run(server, proxy)
+            finally:
+                proxy.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -389,7 +389,8 @@ def _value(ctx: _Ctx, field: str, raw: object, line: int) -> object:
 
 def _pairs(ctx: _Ctx, op: str, raw: object, line: int) -> list[tuple[str, int, object]]:
     if not isinstance(raw, dict) or not raw:
-        raise ctx.expected(op, "a mapping of one or more field: value pairs", raw, line)
+        pair = "name: value" if op in ("header", "request_header") else "field: value"
+        raise ctx.expected(op, f"a mapping of one or more {pair} pairs", raw, line)
     return [(k, _line_of(raw, k, line), v) for k, v in raw.items()]
 
 
@@ -432,6 +433,9 @@ def _build_rename(ctx: _Ctx, op: str, raw: object, line: int):
 
 def _build_coerce(ctx: _Ctx, op: str, raw: object, line: int):
     for name, kline, kind in _pairs(ctx, op, raw, line):
+        if not isinstance(kind, str):
+            what = f"a type, one of: {_words(COERCIONS)}"
+            raise ctx.expected(f"{op}.{name}", what, kind, kline)
         if kind not in COERCIONS:
             msg = f"unknown type {kind!r} (expected one of: {_words(COERCIONS)})"
             raise ctx.error(f"{op}.{name}", msg, kline)
@@ -494,7 +498,7 @@ def _actions(ctx: _Ctx, raw: object, line: int) -> tuple[Action, ...]:
     for i, action in enumerate(actions):
         if action.op == "form_to_json" and i:
             msg = "form_to_json must be the rule's first action"
-            raise ctx.error(None, msg, action.line)
+            raise ctx.error(f"actions[{i}]", msg, action.line)
     return actions
 
 
@@ -534,16 +538,16 @@ def _rule(file: str, raw: object, line: int, index: int, dups: list) -> Rule:
         )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        what = "'name' (a non-empty string) is required"
-        got = "" if name is None else f", got {_kind(name)}"
-        raise RuleError(
-            file, _line_of(raw, "name", line), f"#{index + 1}", None, what + got
-        )
+        msg = "missing (expected a non-empty string)"
+        if "name" in raw:
+            msg = f"expected a non-empty string, got {_kind(name)}"
+        nline = _line_of(raw, "name", line)
+        raise RuleError(file, nline, f"#{index + 1}", "name", msg)
     ctx.rule = name
     if dups:
-        dline, key, first = dups[0]
+        dline, key, first, where = min(dups)
         msg = f"duplicate key {key!r} (first given on line {first})"
-        raise ctx.error(None, msg, dline)
+        raise ctx.error(where or None, msg, dline)
     for key in raw:
         if key not in RULE_KEYS:
             msg = f"unknown key {key!r} (expected one of: {_words(RULE_KEYS)})"
@@ -582,15 +586,15 @@ def _rule(file: str, raw: object, line: int, index: int, dups: list) -> Rule:
     )
 
 
-def _duplicates(node: object, found: list) -> list:
-    """Every duplicate key below node, as (line, key, first line)."""
+def _duplicates(node: object, found: list, where: str = "") -> list:
+    """Every duplicate key below node, as (line, key, first line, field)."""
     if isinstance(node, LineDict):
-        found.extend(node.duplicates)
-        for value in node.values():
-            _duplicates(value, found)
+        found.extend((*dup, where) for dup in node.duplicates)
+        for key, value in node.items():
+            _duplicates(value, found, f"{where}.{key}" if where else key)
     elif isinstance(node, list):
-        for value in node:
-            _duplicates(value, found)
+        for i, value in enumerate(node):
+            _duplicates(value, found, f"{where}[{i}]")
     return found
 
 
@@ -640,9 +644,16 @@ def load_rules(path: str | Path) -> RuleSet:
     """Read and compile a rules file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RuleError(str(path), 0, None, None, "no such rules file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(str(path), 0, None, None, f"cannot read: {e}") from None
+    except OSError as e:
+        msg = f"cannot read: {e.strerror or e}"
+        raise RuleError(str(path), 0, None, None, msg) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        msg = f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded"
+        raise RuleError(str(path), line, None, None, msg) from None
     return parse_rules(text, str(path))

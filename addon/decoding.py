@@ -24,7 +24,10 @@ try:  # mitmproxy 11 uses the zstandard package
 except ImportError:
     _zstandard = None
 
-BROTLI_CHUNK = 256
+# brotli 1.2 can stop its output at a limit; older versions (mitmproxy 11
+# pins brotli 1.1) cannot, and one input byte can still inflate to 16 MiB
+BROTLI_LIMITED = hasattr(brotli.Decompressor(), "can_accept_more_data")
+ZSTD_STEP = 16
 
 
 def _too_large(limit: int) -> BodySkip:
@@ -58,13 +61,18 @@ def _deflate(raw: bytes, limit: int) -> bytes:
 
 def _brotli(raw: bytes, limit: int) -> bytes:
     inflater = brotli.Decompressor()
-    out = bytearray()
-    # small input steps bound what one step can inflate to on every
-    # brotli version, including those without output_buffer_limit
-    for start in range(0, len(raw), BROTLI_CHUNK):
-        out += inflater.process(raw[start : start + BROTLI_CHUNK])
+    if BROTLI_LIMITED:
+        out = inflater.process(raw, output_buffer_limit=limit + 1)
         if len(out) > limit:
             raise _too_large(limit)
+    else:
+        # without an output limit only single input bytes bound what one step
+        # inflates to (256 bytes of zeros inflate to 160 MiB in one step)
+        out = bytearray()
+        for start in range(len(raw)):
+            out += inflater.process(raw[start : start + 1])
+            if len(out) > limit:
+                raise _too_large(limit)
     if not inflater.is_finished():
         raise brotli.error("truncated stream")
     return bytes(out)
@@ -80,11 +88,18 @@ def _zstd_decode(raw: bytes, limit: int) -> bytes:
             raise _zstd.ZstdError("truncated stream")
         return out
     if _zstandard is not None:
-        reader = _zstandard.ZstdDecompressor().stream_reader(raw)
-        out = reader.read(limit + 1)
-        if len(out) > limit:
-            raise _too_large(limit)
-        return out
+        # small input steps bound each step's output: a zstd block of 4 bytes
+        # inflates to 128 KiB at most. (A stream reader would bound the output
+        # too, but takes a truncated stream for a short one.)
+        inflater = _zstandard.ZstdDecompressor().decompressobj()
+        out = bytearray()
+        for start in range(0, len(raw), ZSTD_STEP):
+            out += inflater.decompress(raw[start : start + ZSTD_STEP])
+            if len(out) > limit:
+                raise _too_large(limit)
+            if inflater.eof:
+                return bytes(out)
+        raise _zstandard.ZstdError("truncated stream")
     raise BodySkip("zstd is not available")
 
 

@@ -6,6 +6,7 @@ it stays byte for byte), status and header changes, and a record of every
 change with secret values redacted.
 """
 
+import copy
 import json
 import math
 import re
@@ -14,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from addon import jsonbody
+from addon.conditions import strict_equal
 from addon.exchange import RequestInfo
-from addon.redact import REDACTED, SECRET_FIELDS, is_secret_path
+from addon.redact import REDACTED, SECRET_FIELDS, is_secret_path, redact_value
 from addon.rules import Action, Rule, Source
 from addon.values import (
     MISSING,
@@ -85,7 +87,16 @@ def _show(value: object) -> str:
 class _State:
     """The response as the rules so far have left it."""
 
-    __slots__ = ("doc", "status", "headers", "body_changed", "secrets", "now", "out")
+    __slots__ = (
+        "doc",
+        "status",
+        "headers",
+        "body_changed",
+        "secrets",
+        "copied",
+        "now",
+        "out",
+    )
 
     def __init__(self, status, headers, secrets, now, out) -> None:
         self.doc: dict | None = None
@@ -93,16 +104,28 @@ class _State:
         self.headers = headers
         self.body_changed = False
         self.secrets = secrets
+        # values copied from secret fields into fields of other names
+        self.copied: list[object] = []
         self.now = now
         self.out = out
 
     def secret(self, path: str) -> bool:
         return is_secret_path(path, self.secrets)
 
+    def copied_secret(self, value: object) -> bool:
+        return any(_same(value, secret) for secret in self.copied)
+
+    def hide(self, name: str, value: object, secret: bool = False) -> object:
+        """The value as a record or a log line may show it."""
+        if value is MISSING or value is None:
+            return value
+        if secret or self.secret(name) or self.copied_secret(value):
+            return REDACTED
+        return redact_value(value, self.secrets)
+
     def record(self, rule, target, name, op, old, new, secret=False) -> None:
-        if secret or (target == "body" and self.secret(name)):
-            old = REDACTED if old not in (MISSING, None) else old
-            new = REDACTED if new is not None else new
+        if secret or target == "body":
+            old, new = self.hide(name, old, secret), self.hide(name, new, secret)
         self.out.changes.append(Change(rule.name, target, name, op, old, new))
 
 
@@ -216,13 +239,16 @@ def _write(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None:
         if parent is None:
             _warn(state, rule, name, "a parent of the field is not an object")
             continue
-        parent[path[-1]] = value
+        # a copy: the rule's literal or the source field must not change with it
+        parent[path[-1]] = copy.deepcopy(value)
+        if secret:
+            state.copied.append(value)
         state.body_changed = True
         state.record(rule, "body", name, action.op, current, value, secret)
 
 
 def _same(a: object, b: object) -> bool:
-    return type(a) is type(b) and a == b
+    return type(a) is type(b) and strict_equal(a, b)
 
 
 def _remove(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None:
@@ -238,7 +264,8 @@ def _remove(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None
 def _rename(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None:
     for name, path, target in action.items:
         parent = parent_of(state.doc, path, create=False)
-        if parent is None or path[-1] not in parent:
+        if parent is None or path[-1] not in parent or target[: len(path)] == path:
+            # nothing to move, or a move onto itself or into itself
             continue
         dest = parent_of(state.doc, target, create=False)
         if dest is None:
@@ -270,14 +297,18 @@ def _coerce(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None
         old = parent[path[-1]]
         new = _COERCE[kind](old)
         if new is MISSING:
-            shown = "<redacted>" if state.secret(name) else _show(old)
+            hidden = state.hide(name, old)
+            shown = REDACTED if hidden == REDACTED else _show(hidden)
             _warn(state, rule, name, f"cannot coerce {shown} to {kind}")
             continue
         if _same(old, new):
             continue
         parent[path[-1]] = new
+        secret = state.copied_secret(old)
+        if secret:
+            state.copied.append(new)
         state.body_changed = True
-        state.record(rule, "body", name, f"coerce {kind}", old, new)
+        state.record(rule, "body", name, f"coerce {kind}", old, new, secret)
 
 
 def _number(value: object) -> object:
@@ -286,7 +317,10 @@ def _number(value: object) -> object:
         text = value.strip()
         if not NUMBER_TEXT.fullmatch(text):
             return MISSING
-        value = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # more digits than int() converts
+            return MISSING
     if not is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
         return MISSING
     if isinstance(value, float) and value.is_integer():

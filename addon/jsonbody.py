@@ -7,9 +7,13 @@ range) is refused with a reason, so that it passes through untouched.
 
 import json
 import math
+import re
+import sys
 from urllib.parse import parse_qsl
 
 MAX_BODY = 1024 * 1024
+# a \uD800-\uDFFF escape, which may leave a lone surrogate that UTF-8 cannot hold
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class BodySkip(Exception):
@@ -38,11 +42,22 @@ def _float(text: str) -> float:
 
 def _int(text: str) -> int:
     # a JSON integer too large for a double is read differently by every
-    # client; 309 digits is where doubles end.
+    # client; doubles end within 309 digits.
     value = int(text)
-    if len(text) > 309 and abs(value) > 1.8e308:
+    if len(text) > 308 and abs(value) > sys.float_info.max:
         raise BodySkip("number beyond float range")
     return value
+
+
+# made once: json.loads and json.dumps with options build a new one per call,
+# which costs more than reading or writing a token response
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_constant=_constant,
+    parse_float=_float,
+    parse_int=_int,
+)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_object(body: bytes) -> dict:
@@ -52,13 +67,10 @@ def parse_object(body: bytes) -> dict:
     if len(body) > MAX_BODY:
         raise BodySkip(f"body larger than {MAX_BODY} bytes")
     try:
-        doc = json.loads(
-            body,
-            object_pairs_hook=_pairs,
-            parse_constant=_constant,
-            parse_float=_float,
-            parse_int=_int,
-        )
+        # strictly UTF-8 (RFC 8259 section 8.1): json.loads would also take
+        # UTF-16 and UTF-32 bytes, and encoded surrogates
+        text = body.decode("utf-8")
+        doc = _DECODER.decode(text)
     except RecursionError:
         raise BodySkip("JSON nested too deep") from None
     except UnicodeDecodeError:
@@ -68,7 +80,17 @@ def parse_object(body: bytes) -> dict:
         raise BodySkip(f"not JSON ({type(e).__name__})") from None
     if not isinstance(doc, dict):
         raise BodySkip(f"JSON is a top-level {type(doc).__name__}, not an object")
+    if SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(doc):
+        raise BodySkip("string with a lone surrogate escape")
     return doc
+
+
+def _has_lone_surrogate(doc: dict) -> bool:
+    try:
+        dump(doc)
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -95,4 +117,4 @@ def dump(doc: dict) -> bytes:
     """Compact JSON that keeps key order and non-ASCII text as it is."""
     # TODO: keep the server's white space between tokens; a re-serialized
     # body is always compact.
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(doc).encode("utf-8")

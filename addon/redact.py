@@ -37,6 +37,21 @@ def is_secret_path(path: str, secrets: frozenset[str] = SECRET_FIELDS) -> bool:
     return "." in path and any(part in secrets for part in path.split("."))
 
 
+def redact_value(value: object, secrets: frozenset[str] = SECRET_FIELDS) -> object:
+    """A copy of a JSON value with the members of secret fields redacted, at any
+    depth (a copied `authed_user` object holds an access token)."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if key in secrets and item is not None
+            else redact_value(item, secrets)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(item, secrets) for item in value]
+    return value
+
+
 def shorten(value: str, keep: int = 6) -> str:
     """A short prefix of a token, for views that must tell tokens apart."""
     if len(value) <= keep + 2:

@@ -44,6 +44,18 @@ def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def finite(value: object) -> float | None:
+    """A number as a finite float; None for non-numbers, NaN, infinities and
+    integers too large for a float (which would raise OverflowError later)."""
+    if not is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def jwt_claims(token: object) -> dict | None:
     """The claims of a JWS compact token, read without verifying it."""
     if not isinstance(token, str) or token.count(".") != 2:
@@ -78,8 +90,8 @@ def jwt_seconds_left(token: object, now: float) -> int | None:
     claims = jwt_claims(token)
     if claims is None:
         return None
-    exp = claims.get("exp")
-    if not is_number(exp) or not math.isfinite(exp):
+    exp = finite(claims.get("exp"))
+    if exp is None:
         return None
     return seconds_until(exp, now)
 
@@ -97,9 +109,10 @@ def epoch_of(value: object) -> float | None:
             value = float(text)
         except ValueError:
             return _iso_epoch(text)
-    if not is_number(value) or not math.isfinite(value):
+    value = finite(value)
+    if value is None:
         return None
-    return value / 1000 if abs(value) > EPOCH_MS_THRESHOLD else float(value)
+    return value / 1000 if abs(value) > EPOCH_MS_THRESHOLD else value
 
 
 def _iso_epoch(text: str) -> float | None:

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
 RULES ?= rules.yaml
+PROFILE ?= rfc6749
 UPSTREAM ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -20,18 +21,32 @@ $(STAMP): pyproject.toml
 test: venv
 	$(BIN)/python -m pytest -q
 
+# the interoperability tests' OpenID Provider, installed from the pinned lock
+# file where npm exists; without Node.js those tests skip and say why (under
+# CI they fail instead)
+INTEROP_STAMP := tests/interop/node_modules/.package-lock.json
+ifneq ($(shell command -v npm 2>/dev/null),)
+test: $(INTEROP_STAMP)
+endif
+
+$(INTEROP_STAMP): tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund
+	touch $@
+
 demo: venv
 	$(BIN)/python -m demo
 
 run: venv
 	@test -n "$(UPSTREAM)" || { echo "usage: make run UPSTREAM=https://TENANT.auth0.com"; exit 2; }
 	$(BIN)/mitmdump --mode reverse:$(UPSTREAM) -p $(PORT) \
-		-s addon/tokenfix.py --set tokenfix_rules=$(RULES)
+		-s addon/tokenfix.py --set tokenfix_rules=$(RULES) \
+		--set tokenfix_profile=$(PROFILE)
 
 web: venv
 	@test -n "$(UPSTREAM)" || { echo "usage: make web UPSTREAM=https://TENANT.auth0.com"; exit 2; }
 	$(BIN)/mitmweb --mode reverse:$(UPSTREAM) -p $(PORT) \
-		-s addon/tokenfix.py --set tokenfix_rules=$(RULES)
+		-s addon/tokenfix.py --set tokenfix_rules=$(RULES) \
+		--set tokenfix_profile=$(PROFILE)
 
 lint: venv
 	$(BIN)/ruff format --check .
@@ -40,6 +55,15 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# under 10 minutes: micro-benchmarks, then mitmdump with and without tokenfix
+# under load, memory and a profile; writes bench/RESULTS.md
+bench: venv
+	$(BIN)/python -m pip install --quiet pyinstrument || echo "bench: no pyinstrument; cProfile it is"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bench_engine.py \
+		--benchmark-only --benchmark-timer=time.process_time \
+		--benchmark-json=bench/.micro.json
+	$(BIN)/python -m bench --micro bench/.micro.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -4,13 +4,16 @@ import asyncio
 import http
 import logging
 import os
+import time
 import weakref
 from collections.abc import Sequence
 
 from mitmproxy import command, ctx, exceptions
 from mitmproxy import http as mhttp
+from mitmproxy.proxy import mode_specs
 
-from addon import engine
+from addon import contentview, engine, profiles
+from addon.admin import AdminServer, Health, parse_listen
 from addon.decoding import decode_bounded
 from addon.exchange import RequestInfo
 from addon.jsonbody import BodySkip
@@ -24,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 MARK = ":wrench:"
+# a client profile's error finding: outranks MARK, as the client will still fail
+FLAG = ":x:"
+# a token request is a few hundred bytes; larger bodies are not read for params
+REQUEST_BODY_LIMIT = 65536
+BODY_SKIPPED = "body skipped: "
 
 
 def file_signature(path: str) -> tuple | None:
@@ -42,10 +50,17 @@ class TokenFix:
         self.secrets = secret_names()
         self.stats = Stats()
         self.throttle = Throttle()
+        self.view = contentview.OAuthTokenView()
         # the rules in force when a request arrived, kept for its response
         self.pinned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._poller: asyncio.Task | None = None
         self._running = False
+        # the last reload's outcome, for the admin listener's /health
+        self.last_reload = "never"
+        self.reload_error = ""
+        self.admin: AdminServer | None = None
+        # when the event loop last ran the poller: the admin's liveness signal
+        self.heartbeat: float | None = None
 
     # ------------------------------------------------------------ options
 
@@ -68,12 +83,37 @@ class TokenFix:
             False,
             "Match and report what tokenfix would change, without changing flows.",
         )
+        loader.add_option(
+            "tokenfix_profile",
+            str,
+            profiles.DEFAULT_PROFILE,
+            "The client whose expectations token responses are checked against.",
+            choices=profiles.PROFILES,
+        )
+        loader.add_option(
+            "tokenfix_admin_listen",
+            str,
+            "",
+            "HOST:PORT of the admin listener serving /health and /metrics, "
+            "for example 127.0.0.1:9464; off when empty. Never the proxy's port.",
+        )
+        contentview.register(self.view)
 
     def configure(self, updated: set[str]) -> None:
         if "tokenfix_secret_fields" in updated:
             self.secrets = secret_names(ctx.options.tokenfix_secret_fields)
+            self.view.secrets = self.secrets
+        if "tokenfix_profile" in updated:
+            try:
+                profiles.parse_profile(ctx.options.tokenfix_profile)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"tokenfix_profile: {e}") from None
         if "tokenfix_rules" in updated:
             self._load_initial()
+        if "tokenfix_admin_listen" in updated and self._running:
+            # at start-up, running() checks and starts it
+            self._check_admin_listen()
+            self._start_admin()
 
     def _load_initial(self) -> None:
         path = ctx.options.tokenfix_rules
@@ -88,27 +128,41 @@ class TokenFix:
             logger.error(f"{e}")
             return
         self._install(rules, path)
-        logger.info(f"tokenfix: loaded {len(rules)} rules from {path}")
+        logger.info(f"tokenfix: loaded {_count(rules)} from {path}")
 
     def _install(self, rules: RuleSet, path: str) -> None:
         self.rules = rules
         self.signature = file_signature(path)
+        self.reload_error = ""
 
     def running(self) -> None:
         self._running = True
+        self.heartbeat = time.monotonic()
         if self._poller is None:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
+        try:
+            self._check_admin_listen()
+            self._start_admin()
+        except exceptions.OptionsError as e:
+            # at start-up an error log line makes mitmdump exit non-zero,
+            # with this message and no traceback
+            logger.error(f"{e}")
 
     def done(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
+        contentview.unregister(self.view)
         for line in self.stats.lines():
             logger.info(f"tokenfix stats: {line}")
 
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
+            self.heartbeat = time.monotonic()
             path = ctx.options.tokenfix_rules
             signature = file_signature(path)
             if signature != self.signature:
@@ -120,13 +174,68 @@ class TokenFix:
             rules = load_rules(path)
         except RuleError as e:
             self.stats.failed_reloads += 1
-            kept = f"{len(self.rules)} rules" if self.rules is not None else "no rules"
+            kept = _count(self.rules) if self.rules is not None else "no rules"
             logger.error(f"{e} (keeping the last good rules: {kept})")
+            self.last_reload, self.reload_error = "failed", str(e)
             return False
         self.rules = rules
         self.stats.reloads += 1
-        logger.info(f"tokenfix: reloaded {len(rules)} rules from {path}")
+        self.last_reload, self.reload_error = "ok", ""
+        logger.info(f"tokenfix: reloaded {_count(rules)} from {path}")
         return True
+
+    # ------------------------------------------------------------ admin
+
+    def health(self) -> Health:
+        """Called from the admin listener's thread: reads, never writes."""
+        rules = self.rules
+        beat = self.heartbeat
+        return Health(
+            rules=len(rules) if rules is not None else 0,
+            ok=rules is not None and not self.reload_error,
+            last_reload=self.last_reload,
+            message=self.reload_error,
+            loaded=rules is not None,
+            loop_lag=time.monotonic() - beat if beat is not None else 0.0,
+        )
+
+    def _check_admin_listen(self) -> None:
+        listen = ctx.options.tokenfix_admin_listen
+        if not listen:
+            return
+        try:
+            _, port = parse_listen(listen)
+        except ValueError as e:
+            raise exceptions.OptionsError(f"tokenfix_admin_listen: {e}") from None
+        if port and port in _proxy_ports():
+            # a load balancer's health check must not reach the proxied port
+            raise exceptions.OptionsError(
+                f"tokenfix_admin_listen: port {port} is the proxy's own port; "
+                "give the admin listener a port of its own, such as 9464"
+            )
+
+    def _start_admin(self) -> None:
+        """(Re)start the admin listener on the address the option names.
+
+        The old listener stops first, so that the same port can be bound
+        again; when the new one fails, mitmproxy puts the old option value
+        back and configure() starts the old listener again.
+        """
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
+        listen = ctx.options.tokenfix_admin_listen
+        if not listen:
+            return
+        admin = AdminServer(self.stats, self.health)
+        try:
+            host, port = admin.start(listen)
+        except (OSError, ValueError) as e:
+            raise exceptions.OptionsError(
+                f"tokenfix_admin_listen: cannot listen on {listen}: {e}"
+            ) from None
+        self.admin = admin
+        logger.info(f"tokenfix: admin listener on {host}:{port} (/health, /metrics)")
 
     @command.command("tokenfix.reload")
     def reload(self) -> None:
@@ -137,7 +246,8 @@ class TokenFix:
 
     @command.command("tokenfix.stats")
     def show_stats(self) -> str:
-        """Per rule: matched, changed and skipped exchanges, with reasons."""
+        """Per rule: matched, changed and skipped exchanges, with reasons; per
+        client profile finding: how many exchanges got it."""
         lines = self.stats.lines()
         for line in lines:
             logger.info(f"tokenfix stats: {line}")
@@ -153,8 +263,7 @@ class TokenFix:
         path, _, query = req.path.partition("?")
         if not rules.by_host_path(req.host, path):
             return
-        raw = req.raw_content
-        body = req.get_content(strict=False) if raw and len(raw) <= 65536 else None
+        body = _request_body(req)
         info = RequestInfo(req.method, req.host, path, query, req.headers, body)
         matched = rules.for_request(info)
         if not matched:
@@ -169,6 +278,10 @@ class TokenFix:
                 req.headers[name] = value
 
     def response(self, flow: mhttp.HTTPFlow) -> None:
+        self._rewrite(flow)
+        self._check_profile(flow)
+
+    def _rewrite(self, flow: mhttp.HTTPFlow) -> None:
         pinned = self.pinned.pop(flow, None)
         if pinned is None or flow.response is None or flow.error:
             return
@@ -188,6 +301,9 @@ class TokenFix:
             rules, info, resp.status_code, resp.headers, body, secrets=self.secrets
         )
         self.stats.count(outcome)
+        body_skips = [r for _, r in outcome.skipped if r.startswith(BODY_SKIPPED)]
+        if body_skips and not outcome.changed:
+            self._log_skip(flow, body_skips[0].removeprefix(BODY_SKIPPED))
         apply = outcome.changed and not ctx.options.tokenfix_dry_run
         if apply:
             # before any change, so that Revert restores the original
@@ -197,7 +313,10 @@ class TokenFix:
             self._apply(flow, outcome)
 
     def _skip(self, flow: mhttp.HTTPFlow, rules, reason: str) -> None:
-        self.stats.skip_all(rules, f"body skipped: {reason}")
+        self.stats.skip_all(rules, f"{BODY_SKIPPED}{reason}")
+        self._log_skip(flow, reason)
+
+    def _log_skip(self, flow: mhttp.HTTPFlow, reason: str) -> None:
         allowed, held = self.throttle.allow(f"skip:{reason}")
         if allowed:
             more = f" ({held} more since the last such line)" if held else ""
@@ -233,8 +352,7 @@ class TokenFix:
     def _apply(self, flow: mhttp.HTTPFlow, outcome: engine.Outcome) -> None:
         resp = flow.response
         if outcome.body is not None:
-            # mitmproxy re-encodes with the Content-Encoding and fixes the length
-            resp.content = outcome.body
+            _set_body(resp, outcome.body)
         if outcome.status is not None:
             resp.status_code = outcome.status
             resp.reason = _reason_phrase(outcome.status)
@@ -244,6 +362,103 @@ class TokenFix:
             else:
                 resp.headers[name] = value
         flow.marked = MARK
+
+    # ------------------------------------------------------------ profile
+
+    def _check_profile(self, flow: mhttp.HTTPFlow) -> None:
+        """Check what the client finally receives against its profile."""
+        profile = ctx.options.tokenfix_profile
+        resp = flow.response
+        if profile == "none" or resp is None or flow.error:
+            return
+        if resp.stream or resp.raw_content is None:
+            return
+        info = contentview.token_request(flow)
+        if info is None:
+            return
+        try:
+            body = decode_bounded(
+                resp.raw_content, resp.headers.get("content-encoding")
+            )
+        except BodySkip:
+            return
+        duration = None
+        if resp.timestamp_end and flow.request.timestamp_start:
+            duration = resp.timestamp_end - flow.request.timestamp_start
+
+        findings = profiles.check(
+            profile,
+            info.grant_type,
+            resp.status_code,
+            resp.headers,
+            body,
+            duration=duration,
+        )
+        self._flag(flow, profile, findings)
+
+    def _flag(self, flow: mhttp.HTTPFlow, profile: str, findings: list) -> None:
+        flow.metadata["tokenfix_profile"] = profile
+        flow.metadata["tokenfix_findings"] = [f.as_dict() for f in findings]
+        for finding in findings:
+            self.stats.findings[f"{finding.code} ({finding.severity})"] += 1
+        if not findings:
+            return
+        lines = [f"tokenfix: {profile} {f.severity}: {f.message}" for f in findings]
+        flow.comment = "\n".join([flow.comment, *lines] if flow.comment else lines)
+
+        errors = [f for f in findings if f.severity == "error"]
+        if not errors:
+            return
+        flow.marked = FLAG
+        allowed, held = self.throttle.allow(f"flag:{[f.code for f in errors]}")
+        if allowed:
+            more = f" ({held} more since the last such line)" if held else ""
+            messages = "; ".join(f.message for f in errors)
+            logger.warning(
+                f"tokenfix: {flow.request.method} {flow.request.path.split('?')[0]}: "
+                f"{profile}: {messages}{more}"
+            )
+
+
+def _proxy_ports() -> set[int]:
+    """The ports mitmproxy's own servers listen on, as far as options tell."""
+    ports = set()
+    for spec in ctx.options.mode:
+        try:
+            port = mode_specs.ProxyMode.parse(spec).listen_port(ctx.options.listen_port)
+        except ValueError:
+            continue
+        if port:
+            ports.add(port)
+    return ports
+
+
+def _count(rules: RuleSet) -> str:
+    return f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
+
+
+def _request_body(req: mhttp.Request) -> bytes | None:
+    """The request body, decoded without ever inflating past the limit."""
+    if not req.raw_content:
+        return None
+    try:
+        encoding = req.headers.get("content-encoding")
+        return decode_bounded(req.raw_content, encoding, REQUEST_BODY_LIMIT)
+    except BodySkip:
+        return None
+
+
+def _set_body(resp: mhttp.Response, body: bytes) -> None:
+    """Set the body; mitmproxy re-encodes it and fixes the Content-Length."""
+    encoding = resp.headers.get("content-encoding", "")
+    if encoding.strip().lower() != "x-gzip":
+        resp.content = body
+        return
+    # mitmproxy knows gzip only by its main name, and would drop the header
+    # (x-gzip is gzip: RFC 9110 section 8.4.1.3)
+    resp.headers["content-encoding"] = "gzip"
+    resp.content = body
+    resp.headers["content-encoding"] = encoding
 
 
 def _reason_phrase(status: int) -> str:

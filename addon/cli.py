@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- check
 
 
-def check(path: str, out=sys.stdout) -> int:
+def check(path: str, out=None) -> int:
+    # sys.stdout at call time, not at import: tests and callers may swap it
+    out = out or sys.stdout
     try:
         rules = load_rules(path)
     except RuleError as e:
@@ -100,7 +102,8 @@ def _run_example(rules: RuleSet, rule: str, example: dict, path, line, now) -> l
 # ---------------------------------------------------------------- try
 
 
-def try_flows(rules_path, flow_paths, fail_on_change, extra_secrets, out=sys.stdout):
+def try_flows(rules_path, flow_paths, fail_on_change, extra_secrets, out=None):
+    out = out or sys.stdout
     try:
         rules = load_rules(rules_path)
     except RuleError as e:
@@ -112,7 +115,10 @@ def try_flows(rules_path, flow_paths, fail_on_change, extra_secrets, out=sys.std
     for flow_path in flow_paths:
         try:
             exchanges = read_exchanges(flow_path, now)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            print(f"{flow_path}: cannot read: {e.strerror or e}", file=out)
+            return 2
+        except ValueError as e:
             print(f"{flow_path}: cannot read: {e}", file=out)
             return 2
         for ex in exchanges:
@@ -160,7 +166,9 @@ def _flow_exchanges(path: str) -> list[offline.Exchange]:
         with open(path, "rb") as f:
             flows = list(io.FlowReader(f).stream())
     except exceptions.FlowReadException as e:
-        raise ValueError(str(e)) from None
+        raise ValueError(
+            f"not a flow file written by mitmdump -w, nor a HAR file ({e})"
+        ) from None
     exchanges = []
     for flow in flows:
         if not isinstance(flow, http.HTTPFlow) or flow.response is None:
@@ -205,7 +213,22 @@ def _pretty(body: bytes, secrets: frozenset[str]) -> list[str]:
     return json.dumps(doc, indent=2, ensure_ascii=False).splitlines()
 
 
+def _is_form(body: bytes) -> bool:
+    try:
+        jsonbody.parse_object(body)
+    except jsonbody.BodySkip:
+        try:
+            jsonbody.parse_form(body)
+        except jsonbody.BodySkip:
+            return False
+        return True
+    return False
+
+
 def _redacted(value: object, secrets: frozenset[str], path: str) -> object:
+    if isinstance(value, list):
+        # members of objects in a list are judged by their own names
+        return [_redacted(item, secrets, path) for item in value]
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -247,10 +270,13 @@ def _show_result(result: offline.Result, n: int, secrets, out) -> None:
                 f"   header {change.field}: {change.old!r} -> {change.new!r}", file=out
             )
     if outcome.body is not None:
+        received = "response body (received)"
+        if _is_form(result.original_body):
+            received = "response body (received as a form, shown as JSON)"
         diff = difflib.unified_diff(
             _pretty(result.original_body, secrets),
             _pretty(result.body, secrets),
-            "response body (received)",
+            received,
             "response body (after tokenfix)",
             lineterm="",
         )

@@ -17,6 +17,16 @@ def _line(expect: object, key: str, default: int) -> int:
     return default
 
 
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
 def _show(path: str, value: object) -> str:
     if value is MISSING:
         return "missing"
@@ -36,9 +46,7 @@ def check(
     if expect is None:
         return []
     if not isinstance(expect, dict):
-        return [
-            f"{file}:{line}: expect: expected a mapping, got {type(expect).__name__}"
-        ]
+        return [f"{file}:{line}: expect: expected a mapping, got {_kind(expect)}"]
     failures = []
     for key in expect:
         if key not in EXPECT_KEYS:
@@ -47,6 +55,15 @@ def check(
                 f"{file}:{_line(expect, key, line)}: expect: unknown key {key!r} "
                 f"(expected one of: {allowed})"
             )
+    for key in ("headers", "fields"):
+        if expect.get(key) is not None and not isinstance(expect[key], dict):
+            failures.append(
+                f"{file}:{_line(expect, key, line)}: expect.{key}: expected a "
+                f"mapping, got {_kind(expect[key])}"
+            )
+    if failures:
+        return failures
+
     if "status" in expect and result.status != expect["status"]:
         failures.append(f"status: expected {expect['status']}, got {result.status}")
     failures += _headers(result, expect.get("headers") or {})
@@ -75,18 +92,30 @@ def _body(result: Result, expect: dict, file, line, rule, now: float) -> list:
     failures = []
     if "body" in expect:
         wanted = _expand(expect["body"], now)
-        same_order = isinstance(wanted, dict) and list(wanted) == list(doc)
-        if not (same_order and strict_equal(doc, wanted)):
+        if not _same_in_order(doc, wanted):
             failures.append(f"body: expected {_redacted(wanted)}, got {_redacted(doc)}")
     fields = expect.get("fields") or {}
     for name, raw in fields.items():
         fline = _line(fields, name, _line(expect, "fields", line))
-        raw = _expand(raw, now)
-        test = compile_condition(name, raw, file, fline, rule, "expect.fields")
+        test = compile_condition(
+            name, _expand(raw, now), file, fline, rule, "expect.fields"
+        )
         value = get_path(doc, tuple(name.split(".")))
         if not test(value):
+            # the condition as written: placeholders stay placeholders
             failures.append(f"{name}: expected {raw!r}, got {_show(name, value)}")
     return failures
+
+
+def _same_in_order(got: object, wanted: object) -> bool:
+    """Type-strict JSON equality that also compares the key order of objects."""
+    if isinstance(got, dict) and isinstance(wanted, dict):
+        return list(got) == list(wanted) and all(
+            _same_in_order(got[k], wanted[k]) for k in got
+        )
+    if isinstance(got, list) and isinstance(wanted, list):
+        return len(got) == len(wanted) and all(map(_same_in_order, got, wanted))
+    return strict_equal(got, wanted)
 
 
 def _expand(value: object, now: float) -> object:
@@ -100,6 +129,8 @@ def _expand(value: object, now: float) -> object:
 
 
 def _redacted(doc: object) -> object:
+    if isinstance(doc, list):
+        return [_redacted(v) for v in doc]
     if not isinstance(doc, dict):
         return doc
     return {k: REDACTED if is_secret_path(k) else _redacted(v) for k, v in doc.items()}

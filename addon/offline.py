@@ -171,6 +171,10 @@ def exchange_from_mapping(doc: dict, now: float, label: str = "") -> Exchange:
             return {}
         if not isinstance(raw, dict):
             raise ValueError(f"{what}: expected a mapping of header: value")
+        for name, value in raw.items():
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                kind = "null" if value is None else type(value).__name__
+                raise ValueError(f"{what}.{name}: expected a string, got {kind}")
         return {str(k): expand(str(v), now) for k, v in raw.items()}
 
     status = resp.get("status", 200)

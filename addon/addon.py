@@ -278,25 +278,26 @@ class TokenFix:
                 req.headers[name] = value
 
     def response(self, flow: mhttp.HTTPFlow) -> None:
-        self._rewrite(flow)
-        self._check_profile(flow)
-
-    def _rewrite(self, flow: mhttp.HTTPFlow) -> None:
         pinned = self.pinned.pop(flow, None)
+        body = self._rewrite(flow, pinned)
+        self._check_profile(flow, pinned[1] if pinned else None, body)
+
+    def _rewrite(self, flow: mhttp.HTTPFlow, pinned) -> bytes | None:
+        """Apply the pinned rules; the decoded body the client gets, when known."""
         if pinned is None or flow.response is None or flow.error:
-            return
+            return None
         rules, info = pinned
         resp = flow.response
         if resp.stream or resp.raw_content is None:
             self._skip(flow, rules, "streamed body")
-            return
+            return None
         try:
             body = decode_bounded(
                 resp.raw_content, resp.headers.get("content-encoding")
             )
         except BodySkip as e:
             self._skip(flow, rules, str(e))
-            return
+            return None
         outcome = engine.rewrite(
             rules, info, resp.status_code, resp.headers, body, secrets=self.secrets
         )
@@ -305,12 +306,14 @@ class TokenFix:
         if body_skips and not outcome.changed:
             self._log_skip(flow, body_skips[0].removeprefix(BODY_SKIPPED))
         apply = outcome.changed and not ctx.options.tokenfix_dry_run
-        if apply:
+        if apply and _backups_wanted():
             # before any change, so that Revert restores the original
             flow.backup()
         self._report(flow, outcome)
-        if apply:
-            self._apply(flow, outcome)
+        if not apply:
+            return body
+        self._apply(flow, outcome)
+        return body if outcome.body is None else outcome.body
 
     def _skip(self, flow: mhttp.HTTPFlow, rules, reason: str) -> None:
         self.stats.skip_all(rules, f"{BODY_SKIPPED}{reason}")
@@ -365,23 +368,34 @@ class TokenFix:
 
     # ------------------------------------------------------------ profile
 
-    def _check_profile(self, flow: mhttp.HTTPFlow) -> None:
-        """Check what the client finally receives against its profile."""
+    def _check_profile(
+        self,
+        flow: mhttp.HTTPFlow,
+        info: RequestInfo | None,
+        body: bytes | None,
+    ) -> None:
+        """Check what the client finally receives against its profile.
+
+        `info` and `body` are the request and decoded response body as the
+        rules saw and left them, when they ran; else both are read here.
+        """
         profile = ctx.options.tokenfix_profile
         resp = flow.response
         if profile == "none" or resp is None or flow.error:
             return
         if resp.stream or resp.raw_content is None:
             return
-        info = contentview.token_request(flow)
         if info is None:
+            info = contentview.token_request(flow)
+        if info is None or info.grant_type is None:
             return
-        try:
-            body = decode_bounded(
-                resp.raw_content, resp.headers.get("content-encoding")
-            )
-        except BodySkip:
-            return
+        if body is None:
+            try:
+                body = decode_bounded(
+                    resp.raw_content, resp.headers.get("content-encoding")
+                )
+            except BodySkip:
+                return
         duration = None
         if resp.timestamp_end and flow.request.timestamp_start:
             duration = resp.timestamp_end - flow.request.timestamp_start
@@ -431,6 +445,19 @@ def _proxy_ports() -> set[int]:
         if port:
             ports.add(port)
     return ports
+
+
+def _backups_wanted() -> bool:
+    """Whether anything can show or revert a flow's backup.
+
+    Only a flow view (mitmweb's, the console's) shows a flow as modified and
+    reverts it, and a saved flow file carries the backup to one. mitmdump on
+    its own has neither, and a backup is a copy of the whole flow: the
+    largest share of tokenfix's cost per rewrite.
+    """
+    if ctx.master.addons.get("view") is not None:
+        return True
+    return bool(getattr(ctx.options, "save_stream_file", None))
 
 
 def _count(rules: RuleSet) -> str:

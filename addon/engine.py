@@ -240,7 +240,9 @@ def _write(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None:
             _warn(state, rule, name, "a parent of the field is not an object")
             continue
         # a copy: the rule's literal or the source field must not change with it
-        parent[path[-1]] = copy.deepcopy(value)
+        if isinstance(value, dict | list):
+            value = copy.deepcopy(value)
+        parent[path[-1]] = value
         if secret:
             state.copied.append(value)
         state.body_changed = True

@@ -14,7 +14,16 @@ from urllib.parse import parse_qsl, unquote_plus
 class RequestInfo:
     """A token request: method, host, path, headers and its OAuth parameters."""
 
-    __slots__ = ("method", "host", "path", "query", "headers", "body", "_params")
+    __slots__ = (
+        "method",
+        "host",
+        "path",
+        "query",
+        "headers",
+        "body",
+        "_form",
+        "_params",
+    )
 
     def __init__(
         self,
@@ -34,6 +43,7 @@ class RequestInfo:
             headers = {k.lower(): v for k, v in headers.items()}
         self.headers = headers
         self.body = body
+        self._form: dict[str, object] | None = None
         self._params: dict[str, object] | None = None
 
     def header(self, name: str) -> str | None:
@@ -41,23 +51,36 @@ class RequestInfo:
         return self.headers.get(name)
 
     @property
+    def _sent(self) -> dict[str, object]:
+        """The parameters the body and query carry: the body's win."""
+        if self._form is None:
+            form = _query_params(self.query) if self.query else {}
+            form.update(_body_params(self.body))
+            self._form = form
+        return self._form
+
+    @property
     def params(self) -> dict[str, object]:
         """Body parameters first, then the query's, then client_id from Basic."""
         if self._params is None:
-            params = _query_params(self.query)
-            params.update(_body_params(self.body))
-            basic_id = basic_client_id(self.header("authorization"))
-            if basic_id is not None:
-                params.setdefault("client_id", basic_id)
+            params = dict(self._sent)
+            if "client_id" not in params:
+                basic_id = basic_client_id(self.header("authorization"))
+                if basic_id is not None:
+                    params["client_id"] = basic_id
             self._params = params
         return self._params
 
     def param(self, name: str) -> object:
-        return self.params.get(name)
+        # only client_id can come from the Authorization header, whose
+        # decoding most exchanges never need
+        if name == "client_id":
+            return self.params.get(name)
+        return self._sent.get(name)
 
     @property
     def grant_type(self) -> str | None:
-        value = self.params.get("grant_type")
+        value = self._sent.get("grant_type")
         return value if isinstance(value, str) else None
 
     @property

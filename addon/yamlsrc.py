@@ -38,6 +38,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with line-aware containers: no tags, no objects."""
 
 
+# libyaml's parser, where PyYAML was built with it, reads a large rules file
+# several times faster; the pure-Python one stays the reference for messages
+_FastLoader = type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {})
+
+
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     # flattening puts the pairs of `<<: *anchor` merges first; the mapping's own
     # keys follow and override them, as YAML says, without being duplicates
@@ -86,12 +91,20 @@ def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     return result
 
 
-_Loader.add_constructor(MAP_TAG, _mapping)
-_Loader.add_constructor(SEQ_TAG, _sequence)
+for _cls in {_Loader, _FastLoader}:
+    _cls.add_constructor(MAP_TAG, _mapping)
+    _cls.add_constructor(SEQ_TAG, _sequence)
 
 
 def load(text: str) -> object:
     """Parse one YAML document; YamlError carries the line of any fault."""
+    try:
+        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
+    except YamlError:
+        raise
+    except yaml.YAMLError:
+        # parse again with the pure-Python parser, whose messages say more
+        pass
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except YamlError:

@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 from mitmproxy import exceptions, http
+from mitmproxy.addons import save, view
 from mitmproxy.net import encoding
 from mitmproxy.test import taddons, tflow, tutils
 
@@ -140,7 +141,8 @@ def rules_file(tmp_path, monkeypatch):
 @pytest.fixture
 def tctx(rules_file):
     tf = TokenFix()
-    with taddons.context(tf) as tctx:
+    # with a flow view, as under mitmweb: it shows and reverts backups
+    with taddons.context(tf, view.View()) as tctx:
         options = {"tokenfix_rules": "rules.yaml"}
         if "tokenfix_profile" in tctx.options.keys():
             # client profile findings are another module's; test_profiles has them
@@ -299,6 +301,34 @@ class TestRewrite:
         assert flow.response.headers["content-length"] == str(len(raw))
         assert not flow.marked and not flow.modified()
         assert "tokenfix" not in flow.metadata
+
+    def test_no_backup_where_nothing_can_revert_it(self, rules_file):
+        # mitmdump without -w: no flow view and no flow file, so no copy
+        tf = TokenFix()
+        with taddons.context(tf) as tctx:
+            tctx.configure(tf, tokenfix_rules="rules.yaml")
+            flow = exchange(tf, token_flow(), token_response())
+            tf.done()
+        assert "expires_in" in flow.response.json()
+        assert flow.marked == MARK
+        assert flow._backup is None
+
+    def test_a_flow_file_keeps_the_backup(self, rules_file, tmp_path):
+        # mitmdump -w: the saved flow shows as modified when opened in mitmweb
+        tf = TokenFix()
+        with taddons.context(tf, save.Save()) as tctx:
+            tctx.configure(
+                tf,
+                tokenfix_rules="rules.yaml",
+                save_stream_file=str(tmp_path / "flows"),
+            )
+            original = token_response()
+            raw = original.raw_content
+            flow = exchange(tf, token_flow(), original)
+            tf.done()
+        assert flow.modified()
+        flow.revert()
+        assert flow.response.raw_content == raw
 
     def test_content_length_is_correct(self, tf):
         flow = exchange(tf, token_flow(), token_response())

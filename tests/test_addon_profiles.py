@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from mitmproxy import contentviews, exceptions, http
+from mitmproxy.addons import view
 from mitmproxy.test import taddons, tflow
 
 from addon import contentview
@@ -73,7 +74,8 @@ def rules_path(tmp_path):
 @pytest.fixture
 def tokenfix(rules_path):
     addon = TokenFix()
-    with taddons.context(addon) as tctx:
+    # with a flow view, as under mitmweb: it shows and reverts backups
+    with taddons.context(addon, view.View()) as tctx:
         tctx.configure(addon, tokenfix_rules=str(rules_path), tokenfix_profile="alexa")
         addon.tctx = tctx
         yield addon

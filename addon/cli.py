@@ -2,6 +2,7 @@
 
 tokenfix check [RULES]          validate and run the rules' examples
 tokenfix try RULES FLOWS...     apply rules to recorded exchanges, show diffs
+tokenfix token --token-url ...  a test access token (client credentials grant)
 """
 
 import argparse
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from addon import expect, jsonbody, offline
+from addon import expect, jsonbody, offline, tokencmd
 from addon.redact import REDACTED, is_secret_path, secret_names
 from addon.rules import RuleError, load_rules
 from addon.ruleset import RuleSet
@@ -22,7 +23,8 @@ from addon.yamlsrc import LineDict, LineList, YamlError, load
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tokenfix",
-        description="Check tokenfix rules and try them on recorded exchanges.",
+        description="Check tokenfix rules, try them on recorded exchanges, and "
+        "get test tokens.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     check_p = sub.add_parser("check", help="validate a rules file, run its examples")
@@ -46,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="another field whose value is never shown (repeatable)",
     )
+    tokencmd.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
             return check(args.rules)
+        if args.command == "token":
+            return tokencmd.run(args)
         return try_flows(args.rules, args.flows, args.fail_on_change, args.secret_field)
     except BrokenPipeError:  # `tokenfix try ... | head`
         sys.stderr.close()

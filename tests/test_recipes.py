@@ -178,11 +178,6 @@ ERRORS = [
         "application/json",
         '{"error":"invalid_grant"}',
         id="200-error-body",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the shipped rule's `when` asks only for expires_in missing, so "
-            "its fallback lands in an error answered with 200",
-        ),
     ),
 ]
 

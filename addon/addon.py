@@ -61,6 +61,11 @@ class TokenFix:
         self.admin: AdminServer | None = None
         # when the event loop last ran the poller: the admin's liveness signal
         self.heartbeat: float | None = None
+        # option values the hooks read, kept here by configure(): reading an
+        # option through ctx.options deep-copies its value every time
+        self.dry_run = False
+        self.profile = profiles.DEFAULT_PROFILE
+        self.keep_backups = False
 
     # ------------------------------------------------------------ options
 
@@ -105,9 +110,13 @@ class TokenFix:
             self.view.secrets = self.secrets
         if "tokenfix_profile" in updated:
             try:
-                profiles.parse_profile(ctx.options.tokenfix_profile)
+                self.profile = profiles.parse_profile(ctx.options.tokenfix_profile)
             except ValueError as e:
                 raise exceptions.OptionsError(f"tokenfix_profile: {e}") from None
+        if "tokenfix_dry_run" in updated:
+            self.dry_run = ctx.options.tokenfix_dry_run
+        if "save_stream_file" in updated:
+            self.keep_backups = _backups_wanted()
         if "tokenfix_rules" in updated:
             self._load_initial()
         if "tokenfix_admin_listen" in updated and self._running:
@@ -269,7 +278,7 @@ class TokenFix:
         if not matched:
             return
         self.pinned[flow] = (matched, info)
-        if ctx.options.tokenfix_dry_run:
+        if self.dry_run:
             return
         for name, value in engine.request_headers(matched).items():
             if value is None:
@@ -305,8 +314,8 @@ class TokenFix:
         body_skips = [r for _, r in outcome.skipped if r.startswith(BODY_SKIPPED)]
         if body_skips and not outcome.changed:
             self._log_skip(flow, body_skips[0].removeprefix(BODY_SKIPPED))
-        apply = outcome.changed and not ctx.options.tokenfix_dry_run
-        if apply and _backups_wanted():
+        apply = outcome.changed and not self.dry_run
+        if apply and (self.keep_backups or _has_flow_view()):
             # before any change, so that Revert restores the original
             flow.backup()
         self._report(flow, outcome)
@@ -338,7 +347,7 @@ class TokenFix:
             logger.debug(f"tokenfix: {note}")
         if not outcome.changed:
             return
-        dry = ctx.options.tokenfix_dry_run
+        dry = self.dry_run
         lines = []
         for rule in dict.fromkeys(change.rule for change in outcome.changes):
             done = ", ".join(c.describe() for c in outcome.changes if c.rule == rule)
@@ -379,7 +388,7 @@ class TokenFix:
         `info` and `body` are the request and decoded response body as the
         rules saw and left them, when they ran; else both are read here.
         """
-        profile = ctx.options.tokenfix_profile
+        profile = self.profile
         resp = flow.response
         if profile == "none" or resp is None or flow.error:
             return
@@ -447,16 +456,19 @@ def _proxy_ports() -> set[int]:
     return ports
 
 
-def _backups_wanted() -> bool:
-    """Whether anything can show or revert a flow's backup.
+def _has_flow_view() -> bool:
+    """Whether a flow view (mitmweb's, the console's) can show and revert a
+    flow's backup; asked per rewrite, as a view may be added after tokenfix."""
+    return ctx.master.addons.get("view") is not None
 
-    Only a flow view (mitmweb's, the console's) shows a flow as modified and
-    reverts it, and a saved flow file carries the backup to one. mitmdump on
-    its own has neither, and a backup is a copy of the whole flow: the
-    largest share of tokenfix's cost per rewrite.
+
+def _backups_wanted() -> bool:
+    """Whether a saved flow file would carry a flow's backup to a flow view.
+
+    Without a flow file or a view (mitmdump on its own) nothing reads a
+    backup, and a backup is a copy of the whole flow: the largest share of
+    tokenfix's cost per rewrite.
     """
-    if ctx.master.addons.get("view") is not None:
-        return True
     return bool(getattr(ctx.options, "save_stream_file", None))
 
 

@@ -1,15 +1,19 @@
-"""Deployment end to end: the admin listener and TLS on both sides, through a
-real mitmdump in front of the demo authorization server."""
+"""Deployment end to end: the admin listener, TLS on both sides, and rules
+mounted from a Kubernetes ConfigMap, through a real mitmdump in front of the
+demo authorization server."""
 
+import os
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import requests
 
 from demo.authserver import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.deployhelpers import (
+    ConfigMapVolume,
     ReverseAtPort,
     TestCA,
     TLSFront,
@@ -209,3 +213,77 @@ class TestTLS:
 
         assert resp.status_code == 502
         assert "certificate verify failed" in resp.text.lower()
+
+
+# -- rules from a ConfigMap ----------------------------------------------------------
+
+FIXED_RULE = "local-fixed-lifetime"
+FIXED_LIFETIME = 1234
+FIXED_RULES = f"""\
+rules:
+  - name: {FIXED_RULE}
+    match: {{host: 127.0.0.1, path: /oauth/token, grant_type: refresh_token}}
+    when: {{expires_in: missing}}
+    actions:
+      - default: {{expires_in: {FIXED_LIFETIME}}}
+"""
+
+
+class TestConfigMapReload:
+    """The kubelet's update of a mounted ConfigMap: files in a timestamped
+    folder, `..data` a symlink to it, `rules.yaml` a symlink to
+    `..data/rules.yaml`, and an update an atomic rename of `..data`."""
+
+    def test_a_swap_of_data_reloads_and_a_broken_one_keeps_the_rules(
+        self, start_mitmdump, authserver, tmp_path
+    ):
+        volume = ConfigMapVolume(tmp_path / "tokenfix-rules")
+        first = volume.publish({"rules.yaml": LOCAL_RULES})
+        rules = volume.root / "rules.yaml"
+        assert os.readlink(rules) == "..data/rules.yaml"
+        proxy = start_mitmdump(authserver.url, rules, ADMIN_ON)
+        admin = admin_address(proxy)
+        client = TokenClient(proxy.url)
+        token = refresh_token_from(proxy.url)
+
+        def refresh() -> dict:
+            nonlocal token
+            body = client.refresh(token).json()
+            token = body["refresh_token"]  # the demo server rotates them
+            return body
+
+        # the first rules: the lifetime read from the access token
+        assert refresh()["expires_in"] in (authserver.lifetime - 1, authserver.lifetime)
+
+        volume.publish({"rules.yaml": FIXED_RULES})
+        swapped = time.monotonic()
+        assert not first.exists()  # the kubelet removed the old folder
+        wait_until(
+            lambda: refresh()["expires_in"] == FIXED_LIFETIME,
+            timeout=2,
+            what="the new rules in force",
+        )
+        assert time.monotonic() - swapped < 2
+        assert health(admin) == (200, {"status": "ok", "rules": 1, "last_reload": "ok"})
+        assert metric(admin, f'tokenfix_rule_changed_total{{rule="{FIXED_RULE}"}}')
+
+        volume.publish({"rules.yaml": BROKEN_RULES})
+        status, body = wait_until(
+            lambda: (h := health(admin))[0] == 503 and h, timeout=2, what="503"
+        )
+        assert (body["status"], body["rules"], body["last_reload"]) == (
+            "degraded",
+            1,
+            "failed",
+        )
+        assert body["error"].startswith(f"{rules}{BROKEN_ERROR}")
+        assert metric(admin, "tokenfix_rules_file_ok") == 0.0
+        assert metric(admin, "tokenfix_reloads_failed_total") == 1.0
+        # the rules from before the broken swap still serve
+        assert refresh()["expires_in"] == FIXED_LIFETIME
+        assert admin_get(admin, "/health/ready")[0] == 200
+
+        volume.publish({"rules.yaml": LOCAL_RULES})
+        wait_until(lambda: health(admin)[0] == 200, timeout=2, what="200 again")
+        assert refresh()["expires_in"] in (authserver.lifetime - 1, authserver.lifetime)
+        assert metric(admin, "tokenfix_reloads_total") == 2.0

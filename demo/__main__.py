@@ -15,7 +15,6 @@ to paste into a bug report.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import socket
 import subprocess
@@ -25,96 +24,27 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import yaml
 
-from demo.authserver import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_REDIRECT_URI,
-    LocalAuthServer,
+from demo.alexa import (
+    COLUMN,
+    SECRET_FIELDS,
+    Linking,
+    Reply,
+    link_account,
+    refresh_plan,
+    shorten,
 )
+from demo.authserver import LocalAuthServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_RULES = REPO / "rules.yaml"
 ADDON_SCRIPT = REPO / "addon" / "tokenfix.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 LOCAL_HOST = "127.0.0.1"
-SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 
-LABEL, COLUMN = 30, 27
-
-
-# -- an Alexa-style client --------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    body: dict
-    raw: bytes
-    received_at: float
-
-
-@dataclass
-class Linking:
-    """What Alexa received while linking one account."""
-
-    code_exchange: Reply
-    refresh: Reply
-
-
-def _request(method: str, url: str, body: str = "", headers=None):
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
-        conn.request(method, target, body=body or None, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("Location"), resp.read()
-    finally:
-        conn.close()
-
-
-def _token_request(token_url: str, params: dict) -> Reply:
-    # as Alexa sends it: a form body, the client credentials in HTTP Basic
-    credentials = f"{quote_plus(DEMO_CLIENT_ID)}:{quote_plus(DEMO_CLIENT_SECRET)}"
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
-        "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
-    }
-    status, _, body = _request("POST", token_url, urlencode(params), headers)
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = {}
-    document = document if isinstance(document, dict) else {}
-    return Reply(status, document, body, time.time())
-
-
-def link_account(server_url: str, token_url: str) -> Linking:
-    """Authorize at the server (the user's browser), then exchange the code and
-    refresh at `token_url` (Alexa's "Access Token URI")."""
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": DEMO_CLIENT_ID,
-            "redirect_uri": DEMO_REDIRECT_URI,
-            "scope": "openid offline_access",
-            "state": "alexa-demo",
-        }
-    )
-    status, location, _ = _request("GET", f"{server_url}/authorize?{query}")
-    if status != 302 or not location:
-        raise RuntimeError(f"/authorize answered {status}, not a redirect")
-    code = dict(parse_qsl(urlsplit(location).query))["code"]
-
-    params = {"code": code, "redirect_uri": DEMO_REDIRECT_URI}
-    exchange = _token_request(token_url, {"grant_type": "authorization_code", **params})
-    refresh_token = exchange.body.get("refresh_token", "")
-    params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return Linking(exchange, _token_request(token_url, params))
+LABEL = 30
 
 
 # -- mitmdump with tokenfix ---------------------------------------------------------
@@ -214,27 +144,6 @@ class Proxy:
 
 
 # -- the report ---------------------------------------------------------------------
-
-
-def shorten(name: str, value) -> str:
-    if value is None:
-        return "(missing)"
-    if name in SECRET_FIELDS and isinstance(value, str):
-        kind = "JWT, " if value.count(".") == 2 else ""
-        return f"{value[:6]}… ({kind}{len(value)} chars)"
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) < COLUMN else text[: COLUMN - 2] + "…"
-
-
-def refresh_plan(reply: Reply) -> str:
-    """What Alexa can do with this reply: it schedules the next refresh from
-    expires_in (RFC 6749 section 5.1)."""
-    expires_in = reply.body.get("expires_in")
-    if reply.status != 200:
-        return "no: the request failed"
-    if type(expires_in) is not int or expires_in <= 0:
-        return "NO: no expires_in"
-    return f"yes, in {expires_in} s"
 
 
 def row(label: str, left: str, right: str) -> str:

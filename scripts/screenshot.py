@@ -19,8 +19,6 @@ its password in the URL; the script makes one up for the run.
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import json
 import secrets
 import shutil
@@ -31,19 +29,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mitmproxy import version  # noqa: E402
 
-from demo.authserver import (  # noqa: E402
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_REDIRECT_URI,
-    LocalAuthServer,
-)
+from demo import alexa  # noqa: E402
+from demo.authserver import LocalAuthServer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 MITMWEB = Path(sys.executable).with_name("mitmweb")
@@ -102,21 +95,31 @@ def link_and_fix(web: Mitmweb, rules: Path) -> dict[str, str]:
     refreshes' flow ids."""
     rules.write_text("rules: []\n", encoding="utf-8")
     web.start(rules)
-    client = AlexaClient(f"http://127.0.0.1:{web.port}")
+    proxy = f"http://127.0.0.1:{web.port}"
+    token_url = f"{proxy}/oauth/token"
 
-    tokens = client.exchange_code(client.authorize())
-    tokens = client.refresh(tokens["refresh_token"])
-    print(f"refresh without the rule: expires_in {tokens.get('expires_in')}")
+    linking = alexa.link_account(proxy, token_url)
+    print(f"refresh without the rule: expires_in {_expires_in(linking.refresh)}")
 
     tmp = rules.with_suffix(".new")
     tmp.write_text(RULE, encoding="utf-8")
     tmp.replace(rules)
     web.wait_for("reloaded 1 rule")
-    tokens = client.refresh(tokens["refresh_token"])
-    print(f"refresh with the rule:    expires_in {tokens.get('expires_in')}")
+    refresh_token = (
+        linking.refresh.body.get("refresh_token")
+        or (linking.code_exchange.body["refresh_token"])
+    )
+    reply = alexa.refresh(token_url, refresh_token)
+    print(f"refresh with the rule:    expires_in {_expires_in(reply)}")
 
     flows = [f for f in web.api("/flows") if f["request"]["path"] == "/oauth/token"]
     return {"flagged": flows[-2]["id"], "fixed": flows[-1]["id"]}
+
+
+def _expires_in(reply: alexa.Reply) -> object:
+    if reply.status != 200:
+        raise SystemExit(f"the token endpoint answered {reply.status}")
+    return reply.body.get("expires_in")
 
 
 def shoot(url: str, out: Path, workdir: Path) -> None:
@@ -213,58 +216,6 @@ class Mitmweb:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
-
-
-class AlexaClient:
-    """Account linking as Alexa does it: form bodies, HTTP Basic."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        pair = f"{quote_plus(DEMO_CLIENT_ID)}:{quote_plus(DEMO_CLIENT_SECRET)}"
-        self.basic = "Basic " + base64.b64encode(pair.encode()).decode()
-
-    def authorize(self) -> str:
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": DEMO_CLIENT_ID,
-                "redirect_uri": DEMO_REDIRECT_URI,
-                "state": "screenshot",
-                "scope": "openid offline_access",
-            }
-        )
-        status, headers, _ = self._call("GET", f"/authorize?{query}")
-        location = dict(parse_qsl(urlsplit(headers["location"]).query))
-        return location["code"]
-
-    def exchange_code(self, code: str) -> dict:
-        params = {"code": code, "redirect_uri": DEMO_REDIRECT_URI}
-        return self._token("authorization_code", params)
-
-    def refresh(self, refresh_token: str) -> dict:
-        return self._token("refresh_token", {"refresh_token": refresh_token})
-
-    def _token(self, grant_type: str, params: dict) -> dict:
-        body = urlencode({"grant_type": grant_type, **params})
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Authorization": self.basic,
-        }
-        status, _, raw = self._call("POST", "/oauth/token", body, headers)
-        if status != 200:
-            raise SystemExit(f"{grant_type}: the token endpoint answered {status}")
-        return json.loads(raw)
-
-    def _call(self, method: str, target: str, body: str = "", headers=None):
-        parts = urlsplit(self.base_url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        try:
-            conn.request(method, target, body=body or None, headers=headers or {})
-            response = conn.getresponse()
-            names = {k.lower(): v for k, v in response.getheaders()}
-            return response.status, names, response.read()
-        finally:
-            conn.close()
 
 
 def free_port() -> int:

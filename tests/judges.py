@@ -1,27 +1,21 @@
 """Real OAuth client libraries as judges of token responses.
 
-Each shared case (`../shared/cases/*.yaml`: a real exchange with its fault) is
+Every exchange of the project's case fixtures (`tests/cases/NN-<id>.yaml`) is
 turned into two responses: the raw one, and the one tokenfix sends after the
-case's recipe rules (run offline, as `tokenfix try` runs them). Both are given
+fixture's `recipes` (run offline, as `tokenfix try` runs them). Both are given
 to the token handling of real client libraries, each driven the way an
 application drives it: over HTTP from a loopback token endpoint where the
 library does HTTP itself, then a call to a loopback API with the token. What
 the library holds afterwards (its expiry, the Authorization header it sends,
 the refresh token it keeps, the error it raised) is compared with what the
-case says the client must get.
-
-The recipe rules are adapted as each recipe's "Adapt" note tells a user to:
-`match.host` and `match.path` are set to the case's token endpoint; nothing
-else changes.
+exchange's `expect` says the client must receive.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,138 +26,153 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-import yaml
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 from authlib.integrations.requests_client import OAuthError
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
+from addon import jsonbody
 from addon.exchange import RequestInfo
-from addon.offline import Exchange, exchange_from_mapping, run
-from addon.rules import Rule, load_rules, parse_rules
+from addon.offline import Exchange, Result, exchange_from_mapping, run
 from addon.ruleset import RuleSet
+from tests import caseproxy
+from tests.caseproxy import CASES_DIR, expects_change, rule_documents, ruleset
 from tests.helpers import REPO
-
-CASES_DIR = REPO.parent / "shared" / "cases"
 
 CLIENT_ID = "judge-client"
 CLIENT_SECRET = "judge-secret"
 REDIRECT_URI = "https://client.example.org/cb"
-# the refresh token a client holds before a refresh_token grant: the one the
-# cases' requests present
-PRESENTED_RT = "<RT>"
 # an expiry this close to the wanted one is right (the clock moves during a run)
 EXPIRY_SLACK = 2.0
 
 
-# -- what each case wants -------------------------------------------------------
+# -- what each exchange wants ---------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Want:
-    """What the client must hold after the exchange, per the case's `expect`.
+    """What the client must hold after the exchange, read from its `expect`.
 
-    recipes: rule files (from the repository's root), applied in this order.
-    expires_in: seconds until the access token expires; None means the client
-        must see no expiry (the token does not expire).
+    expires_in: the lowest and highest lifetime, in seconds, the client may
+        record; None means it must record no expiry (the token does not expire).
     refresh_token: the refresh token the client must keep afterwards.
     error: the OAuth error code the client must raise instead of a token.
     untouched: the rules must leave the response byte for byte.
-    fault: words for the fault, where the case's `kind` is not about this
-        response.
     """
 
-    recipes: tuple[str, ...]
-    expires_in: int | None = None
-    refresh_token: str | None = PRESENTED_RT
+    expires_in: tuple[int, int] | None = None
+    refresh_token: str | None = None
     error: str | None = None
     untouched: bool = False
-    fault: str | None = None
 
 
-DEFAULT_RULES = "rules.yaml"
-
-# keyed by case file name without ".yaml"; "#second_response" is the case's
-# second exchange (same request, the response under `second_response`)
-WANTS: dict[str, Want] = {
-    "01-auth0-refresh-json-body": Want((DEFAULT_RULES,), expires_in=120),
-    "02-auth0-code-exchange-untouched": Want(
-        (DEFAULT_RULES,), expires_in=120, untouched=True
-    ),
-    "03-alexa-form-refresh-basic": Want((DEFAULT_RULES,), expires_in=86400),
-    "04-oauth2orize-nonstandard": Want(
-        (
-            "recipes/nonstandard-token-type.yaml",
-            "recipes/fixed-lifetime.yaml",
-            "recipes/refresh-token-echo.yaml",
-        ),
-        expires_in=7776000,
-    ),
-    "05-cognito-refresh-no-rt": Want(
-        ("recipes/refresh-token-echo.yaml",), expires_in=3600
-    ),
-    "06-firebase-string-expires-in": Want(
-        ("recipes/expires-in-as-string.yaml",), expires_in=3600
-    ),
-    "07-custom-server-html-content-type": Want(
-        (
-            "recipes/wrong-content-type.yaml",
-            "recipes/expires-in-as-string.yaml",
-        ),
-        expires_in=3600,
-    ),
-    "08-null-expires-in": Want(
-        ("recipes/null-expires-in.yaml",),
-        expires_in=None,
-        refresh_token=None,
-    ),
-    "09-keycloak-zero-refresh-expiry": Want(
-        ("recipes/zero-means-no-expiry.yaml",),
-        expires_in=300,
-    ),
-    "10-salesforce-no-expiry": Want(
-        ("recipes/fixed-lifetime.yaml",),
-        expires_in=7200,
-    ),
-    "11-linkedin-no-token-type": Want(
-        ("recipes/missing-token-type.yaml",),
-        expires_in=5184000,
-        refresh_token=None,
-    ),
-    "12-lowercase-bearer": Want(
-        ("recipes/token-type-case.yaml",),
-        expires_in=299,
-        refresh_token=None,
-    ),
-    "13-github-form-body": Want(
-        ("recipes/form-encoded-response.yaml",),
-        expires_in=None,
-        refresh_token=None,
-    ),
-    "13-github-form-body#second_response": Want(
-        ("recipes/error-status.yaml",),
-        error="bad_verification_code",
-        fault="an OAuth error (a bad code) answered with status 200",
-    ),
-    "14-google-sample-golden": Want((DEFAULT_RULES,), expires_in=86400, untouched=True),
-    "15-data-envelope": Want(("recipes/data-envelope.yaml",), expires_in=3600),
-    "16-grant-type-in-query": Want(
-        ("recipes/grant-type-in-query.yaml",),
-        # the access token is opaque: the rule's fallback
-        expires_in=3600,
-    ),
-    "17-lwa-string-lowercase": Want(
-        ("recipes/expires-in-as-string.yaml",), expires_in=3600
-    ),
-    "18-server-error-for-bad-grant": Want(
-        ("recipes/error-status.yaml",),
-        error="invalid_grant",
-    ),
-    "19-expires-at-only": Want(
-        ("recipes/absolute-expiry-only.yaml",),
-        expires_in=21600,
-    ),
+# What no fixture can say: a fixed answer that a library still refuses, for a
+# fault the fixture's recipes leave alone on purpose. graph-lifetime-renamed is
+# there to run `rename`; its answer carries no token_type (REQUIRED by RFC 6749
+# section 5.1), which only oauthlib's strict mode insists on. Keyed by
+# (exchange name, judge function name); the value is every problem expected.
+STILL_REFUSED: dict[tuple[str, str], list[str]] = {
+    ("graph-lifetime-renamed", "judge_oauthlib_strict"): [
+        "rejects the response (missing_token_type)"
+    ],
 }
+
+
+def want_of(raw: dict, ex: Exchange, where: str) -> Want:
+    """What the fixture's exchange `raw` (made real as `ex`) wants the client to hold.
+
+    The answer the client must receive is `expect.body` when the fixture pins
+    it, the response as it came when `expect.unchanged` says so, and otherwise
+    the response as it came with the fields `expect.fields` names. ValueError
+    when the expectation does not say enough.
+    """
+    expect = raw.get("expect") or {}
+    conditions = expect.get("fields") or {}
+    sent = _json_fields(ex.response_body)
+    if expect.get("unchanged"):
+        answer = sent
+    elif "body" in expect:
+        answer = dict(expect["body"])
+    else:
+        answer = {k: v for k, v in sent.items() if k not in conditions}
+    status = expect.get("status", ex.status)
+
+    if status >= 400:
+        error = answer.get("error")
+        if not isinstance(error, str):
+            raise ValueError(f"{where}: an error answer without an `error` code")
+        return Want(error=error, untouched=not expects_change(raw))
+    if "expires_in" in conditions:
+        expires_in = _bounds(conditions["expires_in"], where)
+    else:
+        expires_in = _lifetime(answer.get("expires_in"), where)
+    return Want(
+        expires_in=expires_in,
+        refresh_token=_refresh_token_kept(answer, conditions, ex, where),
+        untouched=not expects_change(raw),
+    )
+
+
+def _json_fields(body: bytes) -> dict:
+    try:
+        return jsonbody.parse_object(body)
+    except jsonbody.BodySkip:
+        return {}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lifetime(value: object, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise ValueError(f"{where}: expires_in {value!r} is not a whole number")
+    return (value, value)
+
+
+def _bounds(condition: object, where: str) -> tuple[int, int]:
+    """The lifetimes an `expect.fields.expires_in` condition allows."""
+    if _is_number(condition):
+        return (condition, condition)
+    if isinstance(condition, dict):
+        if set(condition) == {"equals"} and _is_number(condition["equals"]):
+            return (condition["equals"], condition["equals"])
+        low, high = condition.get("gte"), condition.get("lte")
+        if set(condition) == {"gte", "lte"} and _is_number(low) and _is_number(high):
+            return (low, high)
+    raise ValueError(
+        f"{where}: expect.fields.expires_in {condition!r}: the judges read a "
+        "number, {equals: N} or {gte: N, lte: M}"
+    )
+
+
+def _refresh_token_kept(
+    answer: dict, conditions: dict, ex: Exchange, where: str
+) -> str | None:
+    """The refresh token the answer issues, else the one a refreshing client had.
+
+    RFC 6749 section 6: a refresh answer without refresh_token leaves the
+    client with the refresh token it presented.
+    """
+    if "refresh_token" in conditions:
+        raise ValueError(f"{where}: the judges need refresh_token in expect.body")
+    if answer.get("refresh_token") is not None:
+        return answer["refresh_token"]
+    info = request_info(ex)
+    return presented_refresh_token(info) if info.grant_type == "refresh_token" else None
+
+
+def presented_refresh_token(info: RequestInfo) -> str | None:
+    value = info.param("refresh_token")
+    return value if isinstance(value, str) else None
+
+
+def request_info(ex: Exchange) -> RequestInfo:
+    return RequestInfo(
+        ex.method, ex.host, ex.path, ex.query, ex.request_headers, ex.request_body
+    )
 
 
 # -- cases ---------------------------------------------------------------------
@@ -178,7 +187,7 @@ class Response:
 
 @dataclass(frozen=True)
 class Trial:
-    """A case's exchange made real at one moment: raw and fixed response."""
+    """An exchange made real at one moment: raw and fixed response."""
 
     raw: Response
     fixed: Response
@@ -195,15 +204,21 @@ class Trial:
 
 @dataclass
 class Case:
-    """One shared case: its exchange, what the client wants, the fixing rules."""
+    """One exchange of a case fixture: what the client wants, the fixing rules.
+
+    name: the fixture's id; `<id>#N` for its Nth exchange from the second on.
+    kind: the fault, in words: the fixture's `kind` for its first exchange,
+        the exchange's own `name` for the others.
+    """
 
     name: str
     kind: str
     want: Want
-    doc: dict  # request and response, placeholders as the project writes them
+    doc: dict  # request, response and expect, placeholders as the fixture has them
     rules: RuleSet
     fixed_by: list[str]
     grant_type: str | None
+    presented_refresh_token: str | None
 
     def trial(self, now: float | None = None) -> Trial:
         """Raw and fixed response, with placeholders expanded at `now`.
@@ -219,90 +234,39 @@ class Case:
         )
 
 
-# the shared files write some placeholders in words
-_PROSE = [
-    (re.compile(r"<epoch seconds now\+(\d+)>"), lambda m: f"<EPOCH+{m[1]}>"),
-    (
-        re.compile(r"<base64 of ([^>]+)>"),
-        lambda m: base64.b64encode(m[1].encode()).decode(),
-    ),
-]
-
-
-def _in_words(value: object) -> object:
-    """The shared files' placeholders in words, as the project's placeholders."""
-    if isinstance(value, str):
-        for pattern, repl in _PROSE:
-            value = pattern.sub(repl, value)
-        return value
-    if isinstance(value, dict):
-        return {k: _in_words(v) for k, v in value.items()}
-    return value
-
-
-def case_rules(files: tuple[str, ...], ex: Exchange) -> tuple[RuleSet, list[str]]:
-    """The rules of `files` that serve this exchange, and how they were chosen.
-
-    A file's rules whose request conditions hold for the exchange are used as
-    they are. When none holds, every rule of the file is adapted to the
-    exchange's endpoint (host and path), as its recipe tells a user to.
-    """
-    info = _request_info(ex)
-    chosen: list[Rule] = []
-    notes = []
-    for file in files:
-        rules = load_rules(REPO / file).for_request(info)
-        how = ""
-        if not rules:
-            rules = _adapted(REPO / file, ex).for_request(info)
-            how = ", adapted"
-        chosen += rules
-        names = ", ".join(r.name for r in rules) or "no rule applies"
-        notes.append(f"`{file}` ({names}{how if rules else ''})")
-    return RuleSet(tuple(chosen), path=" + ".join(files)), notes
-
-
-def _adapted(path: Path, ex: Exchange) -> RuleSet:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    rules = []
-    for rule in doc["rules"]:
-        rule = {k: v for k, v in rule.items() if k != "examples"}
-        rule["match"] = {**rule["match"], "host": ex.host, "path": ex.path}
-        rules.append(rule)
-    text = yaml.safe_dump({"rules": rules}, sort_keys=False, allow_unicode=True)
-    return parse_rules(text, filename=f"{path.name} (adapted)")
-
-
 def load_cases(cases_dir: Path = CASES_DIR) -> list[Case]:
-    """Every case of WANTS, read from `cases_dir`, with the rules that fix it."""
+    """Every exchange of every case fixture in `cases_dir`, in file order."""
     cases = []
-    for name, want in WANTS.items():
-        stem, _, second = name.partition("#")
-        doc = yaml.safe_load((cases_dir / f"{stem}.yaml").read_text("utf-8"))
-        exchange = {
-            "request": _in_words(doc["request"]),
-            "response": _in_words(doc[second] if second else doc["response"]),
-        }
-        ex = exchange_from_mapping(exchange, time.time(), label=name)
-        rules, notes = case_rules(want.recipes, ex)
-        info = _request_info(ex)
-        case = Case(
-            name=name,
-            kind=want.fault or doc["kind"],
-            want=want,
-            doc=exchange,
-            rules=rules,
-            fixed_by=notes,
-            grant_type=info.grant_type,
-        )
-        cases.append(case)
+    for fixture in caseproxy.load_cases(cases_dir):
+        rules = ruleset(fixture.recipes)
+        for number, raw in enumerate(fixture.exchanges, 1):
+            name = fixture.id if number == 1 else f"{fixture.id}#{number}"
+            where = f"{fixture.path.name}, exchange {number}"
+            ex = exchange_from_mapping(raw, time.time(), label=name)
+            info = request_info(ex)
+            case = Case(
+                name=name,
+                kind=fixture.kind if number == 1 else raw["name"],
+                want=want_of(raw, ex, where),
+                doc=raw,
+                rules=rules,
+                fixed_by=fixed_by(fixture.recipes, run(rules, ex)),
+                grant_type=info.grant_type,
+                presented_refresh_token=presented_refresh_token(info),
+            )
+            cases.append(case)
     return cases
 
 
-def _request_info(ex: Exchange) -> RequestInfo:
-    return RequestInfo(
-        ex.method, ex.host, ex.path, ex.query, ex.request_headers, ex.request_body
-    )
+def fixed_by(files: tuple[str, ...], result: Result) -> list[str]:
+    """Each rules file, in load order, with its rules that changed the response."""
+    changing = {c.rule for c in result.outcome.changes} if result.outcome else set()
+    notes = []
+    for file in files:
+        names = [r["name"] for r in rule_documents(REPO / file)]
+        used = ", ".join(n for n in names if n in changing) or "leaves it alone"
+        notes.append(f"`{file}` ({used})")
+    return notes
 
 
 # -- what a library made of a response -----------------------------------------
@@ -442,8 +406,10 @@ def judge_authlib(case: Case, response: Response, http: Loopback) -> Reading:
     with AuthlibSession(CLIENT_ID, CLIENT_SECRET, redirect_uri=REDIRECT_URI) as s:
         try:
             if case.grant_type == "refresh_token":
-                s.token = _prior_token()
-                token = s.refresh_token(token_url, refresh_token=PRESENTED_RT)
+                s.token = _prior_token(case)
+                token = s.refresh_token(
+                    token_url, refresh_token=case.presented_refresh_token
+                )
             else:
                 token = s.fetch_token(
                     token_url, grant_type="authorization_code", code="<CODE>"
@@ -463,7 +429,7 @@ def judge_oauthlib(case: Case, response: Response, http: Loopback) -> Reading:
     """oauthlib's WebApplicationClient: parse_request_body_response, add_token."""
     client = WebApplicationClient(CLIENT_ID)
     if case.grant_type == "refresh_token":
-        client.populate_token_attributes(_prior_token())
+        client.populate_token_attributes(_prior_token(case))
     try:
         token = client.parse_request_body_response(response.body.decode("utf-8"))
     except OAuth2Error as e:
@@ -499,10 +465,10 @@ def judge_requests_oauthlib(case: Case, response: Response, http: Loopback) -> R
     ):
         try:
             if case.grant_type == "refresh_token":
-                s.token = _prior_token()
+                s.token = _prior_token(case)
                 token = s.refresh_token(
                     token_url,
-                    refresh_token=PRESENTED_RT,
+                    refresh_token=case.presented_refresh_token,
                     auth=(CLIENT_ID, CLIENT_SECRET),
                     timeout=5,
                 )
@@ -521,12 +487,13 @@ def judge_requests_oauthlib(case: Case, response: Response, http: Loopback) -> R
         return _use(reading, lambda url: s.get(url, timeout=5), http)
 
 
-def _prior_token() -> dict:
-    """What a client holds when it refreshes: its last token and refresh token."""
+def _prior_token(case: Case) -> dict:
+    """What a client holds when it refreshes: its last token and the refresh
+    token its request presents."""
     return {
         "access_token": "previous-access-token",
         "token_type": "Bearer",
-        "refresh_token": PRESENTED_RT,
+        "refresh_token": case.presented_refresh_token,
     }
 
 
@@ -574,10 +541,10 @@ def problems(case: Case, trial: Trial, reading: Reading) -> list[str]:
     elif want.expires_in is None and reading.expires_in is not None:
         found.append("sees an expiry the token does not have")
     elif want.expires_in is not None:
-        if abs(reading.expires_in - want.expires_in) > EXPIRY_SLACK:
-            found.append(
-                f"expiry {round(reading.expires_in)} s, want {want.expires_in}"
-            )
+        low, high = want.expires_in
+        if not low - EXPIRY_SLACK <= reading.expires_in <= high + EXPIRY_SLACK:
+            wanted = f"{low}" if low == high else f"{low} to {high}"
+            found.append(f"expiry {round(reading.expires_in)} s, want {wanted}")
     if reading.failure is not None:
         found.append(reading.failure)
     elif reading.authorization != f"Bearer {trial.access_token}":

@@ -4,9 +4,10 @@
     python -m tools.client_table --write README.md    # replace the marked block
     python -m tools.client_table --check README.md    # exit 1 when it is stale
 
-The table is measured, not written: tests/judges.py gives every shared case's
-raw and fixed response to real client libraries. The block between the
-START and END markers is the command's; everything around it is left alone.
+The table is measured, not written: tests/judges.py gives the raw and fixed
+response of every exchange of the case fixtures (tests/cases/) to real client
+libraries. The block between the START and END markers is the command's;
+everything around it is left alone.
 The suite runs `--check README.md`, so a table that no longer matches what
 the libraries do fails the suite until it is written again.
 """
@@ -32,8 +33,12 @@ def _cell(case: Case, found: list[str]) -> str:
 
 
 def _after_fix(verdicts: Verdicts, case: str) -> str:
-    failing = [j.name for j in JUDGES if verdicts.fixed[(case, j.name)]]
-    return "✓ all" if not failing else "✗ " + ", ".join(failing)
+    failing = [
+        f"{j.name}: {'; '.join(verdicts.fixed[(case, j.name)])}"
+        for j in JUDGES
+        if verdicts.fixed[(case, j.name)]
+    ]
+    return "✓ all" if not failing else "✗ " + "<br>".join(failing)
 
 
 def render(verdicts: Verdicts) -> str:

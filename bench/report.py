@@ -38,10 +38,9 @@ NOISE = """\
 - The micro-benchmarks time with `time.process_time` (CPU time of the
   pytest process) and repeat the same exchange in a tight loop, with warm
   caches: inside a busy mitmdump, where mitmproxy's own code runs between two
-  hooks, the same addon code costs more (when this benchmark was written, a
-  rewrite without backup or profile check took about 140 µs in the loop and
-  added about 420 µs per request to mitmdump), which is why the load figures,
-  not the micro ones, decide the CPU goals.
+  hooks, the same addon code costs more (cold caches, and mitmproxy's own
+  handling of each log record, which the loop's quiet handler skips), which
+  is why the load figures, not the micro ones, decide the CPU goals.
 """
 
 
@@ -279,8 +278,8 @@ def _profile(variants, profiler: str, entries) -> list[str]:
         "## Where the addon's time goes",
         "",
         "CPU time of `TokenFix.request` + `TokenFix.response` per rewritten refresh "
-        "(20 rules, fresh `tflow` flows, logging as `-q`), as shipped and with one "
-        "step patched out (a what-if, not a shipped change):",
+        "(20 rules, fresh `tflow` flows, logging as `-q`), as mitmdump runs it, "
+        "as a flow view (mitmweb) makes it run, and without the profile check:",
         "",
     ]
     lines += _table(

@@ -66,18 +66,6 @@ class Want:
     untouched: bool = False
 
 
-# What no fixture can say: a fixed answer that a library still refuses, for a
-# fault the fixture's recipes leave alone on purpose. graph-lifetime-renamed is
-# there to run `rename`; its answer carries no token_type (REQUIRED by RFC 6749
-# section 5.1), which only oauthlib's strict mode insists on. Keyed by
-# (exchange name, judge function name); the value is every problem expected.
-STILL_REFUSED: dict[tuple[str, str], list[str]] = {
-    ("graph-lifetime-renamed", "judge_oauthlib_strict"): [
-        "rejects the response (missing_token_type)"
-    ],
-}
-
-
 def want_of(raw: dict, ex: Exchange, where: str) -> Want:
     """What the fixture's exchange `raw` (made real as `ex`) wants the client to hold.
 

@@ -56,14 +56,17 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# under 10 minutes: micro-benchmarks, then mitmdump with and without tokenfix
-# under load, memory and a profile; writes bench/RESULTS.md
+# micro-benchmarks, then mitmdump with and without tokenfix under load, memory
+# and a profile (under 10 minutes; writes bench/RESULTS.md); then a minute of
+# 1 and 2 workers behind HAProxy (writes bench/RESULTS-scaleout.md; without
+# Debian's haproxy package it says so and skips)
 bench: venv
 	$(BIN)/python -m pip install --quiet pyinstrument || echo "bench: no pyinstrument; cProfile it is"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bench_engine.py \
 		--benchmark-only --benchmark-timer=time.process_time \
 		--benchmark-json=bench/.micro.json
 	$(BIN)/python -m bench --micro bench/.micro.json
+	$(BIN)/python -m bench.haproxy_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,7 +1,9 @@
-"""`python -m bench.haproxy_bench`: scale-out behind HAProxy, into bench/RESULTS.md.
+"""`python -m bench.haproxy_bench`: scale-out behind HAProxy, into
+bench/RESULTS-scaleout.md.
 
-HAProxy (Debian's package; installed with apt-get when it is missing and can
-be) runs deploy/haproxy.cfg on loopback, with its own bind, no TLS, and its
+HAProxy (Debian's package: `apt-get install haproxy`; without it the benchmark
+says so and is skipped) runs deploy/haproxy.cfg on loopback, with its own
+bind, no TLS, and its
 `server` lines pointing at tokenfix workers: mitmdump with tokenfix (the
 benchmark's 20 rules) in reverse mode in front of the fast local upstream.
 Two HAProxy processes run side by side, one with worker 1 behind it and one
@@ -18,8 +20,9 @@ HAProxy share the cores with the workers: at least 1.3x the throughput with
 2 workers, and a worker's CPU per request within 5% of a lone worker's. The
 second is what predicts linear scaling on a machine with a core per worker.
 
-The section between the `haproxy` markers in bench/RESULTS.md is replaced on
-every run; the rest of the file is left as it is.
+Every run writes bench/RESULTS-scaleout.md whole. It is a file of its own
+because `python -m bench` writes bench/RESULTS.md whole: neither program
+can then undo the other's figures, whichever runs first.
 """
 
 from __future__ import annotations
@@ -61,9 +64,7 @@ from bench.proxies import (
 )
 
 CONFIG = REPO / "deploy" / "haproxy.cfg"
-RESULTS = REPO / "bench" / "RESULTS.md"
-START = "<!-- haproxy:start -->"
-END = "<!-- haproxy:end -->"
+RESULTS = REPO / "bench" / "RESULTS-scaleout.md"
 RULE_COUNT = 20
 THROUGHPUT_GOAL = 1.3
 CPU_TOLERANCE = 0.05
@@ -79,25 +80,15 @@ class Skip(Exception):
 # -- HAProxy -----------------------------------------------------------------------
 
 
-def install_haproxy() -> str:
-    """HAProxy's path; Debian's package is installed first when apt-get can."""
-    found = shutil.which("haproxy")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Skip("HAProxy is not installed, and apt-get is missing or not root")
-    print("haproxy bench: installing Debian's haproxy package", flush=True)
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "haproxy"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            raise Skip(f"`{' '.join(command)}` failed: {' '.join(tail)}")
+def find_haproxy() -> str:
+    """HAProxy's path. A benchmark installs nothing itself: a missing HAProxy
+    is a skip that says how to get it."""
     found = shutil.which("haproxy")
     if not found:
-        raise Skip("apt-get installed haproxy, but it is not on PATH")
+        raise Skip(
+            "HAProxy is not installed (on Debian: apt-get install haproxy); "
+            f"{RESULTS.name} is left as it is"
+        )
     return found
 
 
@@ -338,6 +329,9 @@ class Figures:
     p99_one: float
     p99_two: float
     errors: int
+    # the lowest and highest per-round ratio: how noisy the machine was
+    throughput_span: tuple[float, float] = (0.0, 0.0)
+    cpu_span: tuple[float, float] = (0.0, 0.0)
 
     @property
     def throughput_ok(self) -> bool:
@@ -368,7 +362,13 @@ def figures(one: Balancer, two: Balancer) -> Figures:
         p99_one=med(one.p99_us),
         p99_two=med(two.p99_us),
         errors=one.errors + two.errors,
+        throughput_span=(min(ratios), max(ratios)),
+        cpu_span=(min(cpu_ratios), max(cpu_ratios)),
     )
+
+
+def _span(span: tuple[float, float], digits: int) -> str:
+    return f"{span[0]:.{digits}f}x to {span[1]:.{digits}f}x"
 
 
 def machine(haproxy: str, gen) -> str:
@@ -397,23 +397,31 @@ def render(f: Figures, args, where: str) -> str:
     today = datetime.date.today().isoformat()
     cpus = " and ".join(f"{c:.0f}" for c in f.cpu_two)
     shares = " / ".join(f"{s:.0%}" for s in f.share)
+    rps = f"{f.rps_two:.0f} ({f.throughput_ratio:.2f}x; {_span(f.throughput_span, 2)})"
+    cpu = f"{cpus} ({f.cpu_ratio:.3f}x; {_span(f.cpu_span, 3)})"
+    rps_goal = f">= {THROUGHPUT_GOAL}x: {mark(f.throughput_ok)}"
+    cpu_goal = f"within {CPU_TOLERANCE:.0%}: {mark(f.cpu_ok)}"
     return f"""\
-{START}
-## Scale-out behind HAProxy
+# tokenfix scale-out behind HAProxy
 
-`python -m bench.haproxy_bench` ({today}): deploy/haproxy.cfg on loopback
-(plain HTTP, its own balancing, timeouts and `/health/ready` checks) in front of
-1 and then 2 tokenfix workers (mitmdump `-q`, reverse mode, {RULE_COUNT} rules,
-refreshes that a rule rewrites), a fast local upstream, {args.connections}
-keep-alive connections; {args.rounds} rounds of {args.seconds:g} s alternating
-the two set-ups, medians of the per-round figures. {where}.
+Written by `make bench` (`python -m bench.haproxy_bench`, {today}); rerun it
+rather than edit. The single-proxy figures are in [RESULTS.md](RESULTS.md).
+
+Machine: {where}.
+
+deploy/haproxy.cfg on loopback (plain HTTP; its own balancing, timeouts and
+`/health/ready` checks) in front of 1 and then 2 tokenfix workers (mitmdump
+`-q`, reverse mode, {RULE_COUNT} rules, refreshes that a rule rewrites), a fast
+local upstream, {args.connections} keep-alive connections. {args.rounds} rounds of
+{args.seconds:g} s alternate the two set-ups; the figures are medians of the
+per-round ones, with the range of the per-round ratios. A worker's CPU per
+request is its process's CPU time over the refreshes its own /metrics says it
+answered.
 
 | | 1 worker | 2 workers | goal |
 | --- | --- | --- | --- |
-| requests/s through HAProxy | {f.rps_one:.0f} | {f.rps_two:.0f} \
-({f.throughput_ratio:.2f}x) | >= {THROUGHPUT_GOAL}x: {mark(f.throughput_ok)} |
-| worker CPU per request (µs) | {f.cpu_one:.0f} | {cpus} \
-({f.cpu_ratio:.3f}x) | within {CPU_TOLERANCE:.0%}: {mark(f.cpu_ok)} |
+| requests/s through HAProxy | {f.rps_one:.0f} | {rps} | {rps_goal} |
+| worker CPU per request (µs) | {f.cpu_one:.0f} | {cpu} | {cpu_goal} |
 | requests per worker | 100% | {shares} | |
 | HAProxy CPU per request (µs) | {f.haproxy_one:.0f} | {f.haproxy_two:.0f} | |
 | latency p99 (ms) | {f.p99_one / 1000:.1f} | {f.p99_two / 1000:.1f} | |
@@ -423,20 +431,7 @@ buys: a worker saturates one core at about {1e6 / f.cpu_one:.0f} requests/s.
 Throughput on this machine stops short of 2x because the load generator,
 the upstream and HAProxy need the same two cores; the per-request CPU
 staying flat is what predicts linear scaling where each worker has a core.
-{END}
 """
-
-
-def write_section(section: str, path: Path = RESULTS) -> None:
-    """Replace the haproxy section of `path` (or append it), leave the rest."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section
-    path.write_text(text, encoding="utf-8")
 
 
 # -- main --------------------------------------------------------------------------
@@ -480,13 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     try:
-        haproxy = install_haproxy()
+        haproxy = find_haproxy()
     except Skip as e:
         print(f"haproxy bench: skipped: {e}", file=sys.stderr)
         return 0
     with tempfile.TemporaryDirectory(prefix="tokenfix-haproxy-") as tmp:
         f, where = run(args, haproxy, Path(tmp))
-    write_section(render(f, args, where), args.out)
+    args.out.write_text(render(f, args, where), encoding="utf-8")
     print(
         f"haproxy bench: {f.rps_one:.0f} -> {f.rps_two:.0f} requests/s "
         f"({f.throughput_ratio:.2f}x, goal {THROUGHPUT_GOAL}x); worker CPU per "

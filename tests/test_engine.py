@@ -1292,9 +1292,10 @@ class TestBytes:
         ]
 
 
-# ---------------------------------------------------------------- the shared cases
+# ---------------------------------------------------------------- real-world cases
 
-# The kinds of fault in ../shared/cases, each an exchange with a rule that fixes
+# The kinds of fault in tests/cases/ (real token endpoints' faults from public
+# bug reports), each an exchange with a rule that fixes
 # it, in the shape of rule examples. Bodies are given as `json` (sent compact,
 # keys in the order written) or `form`. `<JWT exp=+N>` is an unsigned JWT that
 # expires N seconds after NOW, `<EPOCH+N>` the number NOW + N. BASIC carries

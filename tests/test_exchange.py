@@ -72,7 +72,7 @@ class TestParams:
         assert req.grant_type == "password"
 
     def test_query_only(self):
-        # shared case 16: grant_type arrives only in the query string
+        # case 16: grant_type arrives only in the query string
         req = info(
             b"refresh_token=RT",
             query="redirect_uri=https%3A%2F%2Fwww.bing.com%2Fagents%2Foauth"

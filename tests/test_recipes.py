@@ -98,7 +98,7 @@ class TestTokenfixCheck:
 
 
 class TestCaseFixtures:
-    def test_every_shared_case_has_one_fixture(self):
+    def test_every_reported_case_has_one_fixture(self):
         numbers = [case.number for case in CASES if case.number <= "19"]
 
         assert numbers == [f"{n:02d}" for n in range(1, 20)]

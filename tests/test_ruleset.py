@@ -326,7 +326,7 @@ class TestGrantType:
         assert names(rs.for_request(req)) == ["r0"]
 
     def test_only_in_the_query(self):
-        # shared case 16: the Go client puts grant_type only in the query
+        # case 16: the Go client puts grant_type only in the query
         rs = rules_for("{host: auth.example.com, grant_type: refresh_token}")
         req = post(
             "/oauth/token?redirect_uri=https%3A%2F%2Fwww.bing.com%2Fagents%2Foauth"

@@ -7,10 +7,13 @@ arrived. Token and secret values are shown as a short prefix and their length,
 never whole; JWT signatures are never shown.
 """
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 from addon import jsonbody
 from addon.exchange import RequestInfo, basic_client_id
@@ -42,7 +45,8 @@ def render(
     The short answers come first (would the client accept the response, what
     did tokenfix change), the long response with its decoded tokens last.
     """
-    lines = list(_request(request, secrets))
+    hide = _Hider(secrets, _known_secrets(request, body, secrets))
+    lines = list(_request(request, hide))
     lines.append("")
     if status is None:
         lines.append("response: not received yet")
@@ -50,10 +54,80 @@ def render(
 
     lines.extend(_findings(profile, findings))
     lines.append("")
-    lines.extend(_changes(changes, secrets))
+    lines.extend(_changes(changes, hide))
     lines.append("")
-    lines.extend(_response(status, reason, headers or {}, body, received, secrets))
+    lines.extend(_response(status, reason, headers or {}, body, received, hide))
     return lines
+
+
+class _Hider:
+    """Redacts the members of secret fields, and the values of secret fields
+    wherever else they appear: a copy under another name, or an error
+    description that quotes the refresh token the client sent."""
+
+    def __init__(self, names: frozenset[str], known: Sequence[str]) -> None:
+        self.names = names
+        self.known = known
+
+    def __call__(self, value: object) -> object:
+        return self._mask(redact_value(value, self.names))
+
+    def _mask(self, value: object) -> object:
+        if isinstance(value, str):
+            for secret in self.known:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {key: self._mask(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._mask(item) for item in value]
+        return value
+
+
+# shorter values would mask ordinary words; their own fields still hide them
+MIN_KNOWN = 8
+
+
+def _known_secrets(
+    request: RequestInfo, body: bytes | None, secrets: frozenset[str]
+) -> list[str]:
+    """The values of secret fields in the request and the response, longest
+    first, so that a secret holding another is masked whole."""
+    found = {
+        v for k, v in request.params.items() if k in secrets and isinstance(v, str)
+    }
+    found.add(_basic_password(request.header("authorization")))
+    try:
+        doc = jsonbody.parse_object(body or b"")
+    except jsonbody.BodySkip:
+        doc = None
+    _collect(doc, secrets, found)
+    texts = (v for v in found if isinstance(v, str) and len(v) >= MIN_KNOWN)
+    return sorted(texts, key=len, reverse=True)
+
+
+def _collect(value: object, secrets: frozenset[str], found: set) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in secrets and isinstance(item, str):
+                found.add(item)
+            else:
+                _collect(item, secrets, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, secrets, found)
+
+
+def _basic_password(authorization: str | None) -> str | None:
+    """The client secret of an HTTP Basic header (RFC 6749 section 2.3.1)."""
+    if not authorization or authorization[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True)
+        _, colon, password = decoded.decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return unquote_plus(password) if colon else None
 
 
 def _pair(label: str, value: str, indent: int = 0) -> str:
@@ -76,7 +150,7 @@ def _secret(value: object) -> str:
 # ---------------------------------------------------------------- request
 
 
-def _request(request: RequestInfo, secrets: frozenset[str]) -> Iterator[str]:
+def _request(request: RequestInfo, hide: _Hider) -> Iterator[str]:
     yield f"OAuth token request: {request.method} {request.path}"
     yield _pair("grant type", str(request.grant_type or "(none)"))
     yield _pair("client", _client(request))
@@ -87,10 +161,10 @@ def _request(request: RequestInfo, secrets: frozenset[str]) -> Iterator[str]:
     for name, value in params.items():
         if name in ("grant_type", "client_id"):
             continue  # shown above
-        if name in secrets:
+        if name in hide.names:
             yield _pair(name, _secret(value), 2)
         else:
-            yield _pair(name, _show(redact_value(value, secrets)), 2)
+            yield _pair(name, _show(hide(value)), 2)
 
 
 def _client(request: RequestInfo) -> str:
@@ -120,7 +194,7 @@ def _response(
     headers: Mapping[str, str],
     body: bytes | None,
     received: float | None,
-    secrets: frozenset[str],
+    hide: _Hider,
 ) -> Iterator[str]:
     if isinstance(headers, dict):
         headers = {k.lower(): v for k, v in headers.items()}
@@ -137,12 +211,19 @@ def _response(
     if kind:
         yield _pair("body", kind, 2)
     for name, value in doc.items():
-        if name in TOKEN_FIELDS and isinstance(value, str):
-            yield from _token(name, value, received, secrets)
-        elif name in secrets:
+        if (name in TOKEN_FIELDS and isinstance(value, str)) or _is_jwt(value):
+            # a JWT under another name (a renamed id_token) is a token too
+            yield from _token(name, value, received, hide)
+        elif name in hide.names:
             yield _pair(name, _secret(value), 2)
         else:
-            yield _pair(name, _show(redact_value(value, secrets)), 2)
+            yield _pair(name, _show(hide(value)), 2)
+
+
+def _is_jwt(value: object) -> bool:
+    if not isinstance(value, str) or value.count(".") != 2:
+        return False
+    return jwt_header(value) is not None and jwt_claims(value) is not None
 
 
 def _show_header(value: str | None) -> str:
@@ -165,7 +246,7 @@ def _body(body: bytes) -> tuple[dict | None, str]:
 
 
 def _token(
-    name: str, value: str, received: float | None, secrets: frozenset[str]
+    name: str, value: str, received: float | None, hide: _Hider
 ) -> Iterator[str]:
     header = jwt_header(value)
     claims = jwt_claims(value)
@@ -174,13 +255,13 @@ def _token(
         yield _pair(name, f"{kind}, {shorten(value)}", 2)
         return
     yield _pair(name, f"JWT, {shorten(value)}", 2)
-    yield _pair("header", _show(redact_value(header, secrets)), 4)
+    yield _pair("header", _show(hide(header)), 4)
     yield _pair("claims", "", 4)
     for claim, claim_value in claims.items():
-        if claim in secrets:
+        if claim in hide.names:
             yield _pair(claim, _secret(claim_value), 6)
         else:
-            shown = _show(redact_value(claim_value, secrets))
+            shown = _show(hide(claim_value))
             yield _pair(claim, _claim(claim, claim_value, shown, received), 6)
     yield _pair("signature", "not shown", 4)
 
@@ -212,7 +293,7 @@ def _utc(epoch: object) -> str | None:
 # ---------------------------------------------------------------- tokenfix
 
 
-def _changes(changes: Sequence[Mapping], secrets: frozenset[str]) -> Iterator[str]:
+def _changes(changes: Sequence[Mapping], hide: _Hider) -> Iterator[str]:
     if not changes:
         yield "tokenfix changes: none"
         return
@@ -221,13 +302,13 @@ def _changes(changes: Sequence[Mapping], secrets: frozenset[str]) -> Iterator[st
         yield f"  rule {rule!r}"
         for change in changes:
             if change.get("rule") == rule:
-                yield from _change(change, secrets)
+                yield from _change(change, hide)
 
 
-def _change(change: Mapping, secrets: frozenset[str]) -> Iterator[str]:
+def _change(change: Mapping, hide: _Hider) -> Iterator[str]:
     op, name = change.get("op"), change.get("field")
-    old, new = change.get("old"), change.get("new")
-    if name in secrets:
+    old, new = hide(change.get("old")), hide(change.get("new"))
+    if name in hide.names:
         old = REDACTED if old is not None else None
         new = REDACTED if new is not None else None
     if op == "rename":

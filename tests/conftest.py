@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 
 from demo.authserver import LocalAuthServer
-from tests.helpers import LOCAL_RULES, CannedUpstream, Mitmdump
+from tests.helpers import (
+    LOCAL_RULES,
+    BufferedCannedUpstream,
+    CannedUpstream,
+    Mitmdump,
+)
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +116,11 @@ def local_rules(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def proxy(shared_mitmdump, authserver, local_rules) -> Mitmdump:
     return shared_mitmdump(authserver.url, local_rules)
+
+
+@pytest.fixture(scope="session")
+def buffered_upstream():
+    """A canned upstream fast enough for storms of requests (never reset)."""
+    server = BufferedCannedUpstream().start()
+    yield server
+    server.stop()

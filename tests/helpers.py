@@ -472,3 +472,79 @@ class Mitmdump:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+# -- hardening helpers ----------------------------------------------------------
+
+TASKS_SCRIPT = REPO / "tests" / "tasks_addon.py"
+# answered by tests/tasks_addon.py, never forwarded
+TASKS_PATH = "/__tokenfix_tests__/tasks"
+
+
+class ExtraMitmdump(Mitmdump):
+    """A Mitmdump with more scripts beside tokenfix, or `bare`: no tokenfix at
+    all, to see what mitmproxy alone gives a client."""
+
+    def __init__(self, *args, scripts: Sequence[Path] = (), bare: bool = False, **kw):
+        super().__init__(*args, **kw)
+        self.scripts = list(scripts)
+        self.bare = bare
+
+    def command(self) -> list[str]:
+        command = super().command()
+        if self.bare:
+            rules = f"tokenfix_rules={self.rules}"
+            at = command.index(rules)
+            del command[at - 1 : at + 1]
+            at = command.index("-s")
+            del command[at : at + 2]
+        for script in self.scripts:
+            command[1:1] = ["-s", str(script)]
+        return command
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors the process holds open (Linux /proc)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def task_count(proxy_url: str) -> int:
+    """The asyncio task count of a mitmdump running tests/tasks_addon.py."""
+    return request("GET", proxy_url + TASKS_PATH).json()["tasks"]
+
+
+def assert_no_secret_fragments(
+    text: str, secrets: Iterable[str], window: int = 16
+) -> None:
+    """No secret appears in `text`, whole or as any `window` characters of it.
+
+    Views may show a short prefix of a token (addon.redact.shorten keeps 6);
+    a window of 16 catches a token cut short, a JWT's payload or signature
+    part alone, and a base64 pair's tail.
+    """
+    leaked = set()
+    for secret in secrets:
+        if len(secret) <= window:
+            found = secret in text
+        else:
+            found = any(
+                secret[i : i + window] in text for i in range(len(secret) - window + 1)
+            )
+        if found:
+            leaked.add(f"{secret[:6]}... ({len(secret)} chars)")
+    assert not leaked, f"secret values in the output: {sorted(leaked)}"
+
+
+class _BufferedCannedHandler(_CannedHandler):
+    # the status line, headers and body leave in one write: written apart,
+    # Nagle's algorithm and delayed ACKs hold each response some 40 ms
+    wbufsize = 1 << 16
+
+
+class BufferedCannedUpstream(CannedUpstream):
+    """A CannedUpstream that sends each response in one write, for tests that
+    send hundreds of requests."""
+
+    def __init__(self):
+        super().__init__()
+        self._httpd.RequestHandlerClass = _BufferedCannedHandler

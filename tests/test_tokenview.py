@@ -348,3 +348,53 @@ class TestSecrets:
         assert SIGNATURE[:8] not in text
         assert ACCESS.split(".")[1][:12] not in text
         assert basic_auth("alexa-skill", CLIENT_SECRET).split()[1] not in text
+
+
+class TestSecretsUnderOtherNames:
+    def test_an_error_description_quoting_the_refresh_token_hides_it(self):
+        body = response_body(
+            error="invalid_grant",
+            error_description=f"refresh token {REFRESH} was revoked",
+        )
+        text = "\n".join(render(alexa_refresh(), status=400, body=body))
+
+        assert '  error_description "refresh token <redacted> was revoked"' in text
+        assert REFRESH not in text
+
+    def test_a_copy_of_a_request_secret_is_hidden_at_any_depth(self):
+        body = response_body(
+            access_token="opaque-access-token",
+            echo={"client": CLIENT_SECRET, "list": [REFRESH]},
+        )
+        text = "\n".join(render(alexa_refresh(), status=200, body=body))
+
+        assert (
+            '  echo             {"client": "<redacted>", "list": ["<redacted>"]}'
+            in (text)
+        )
+
+    def test_a_copy_of_a_response_token_is_hidden(self):
+        body = response_body(
+            access_token="opaque-access-token-1", copy="opaque-access-token-1"
+        )
+        text = "\n".join(render(alexa_refresh(), status=200, body=body))
+
+        assert '  copy             "<redacted>"' in text.splitlines()
+
+    def test_a_jwt_under_another_name_is_shown_as_a_token(self):
+        body = response_body(oidc_token=ID)
+        lines = render(alexa_refresh(), status=200, body=body)
+
+        assert f"  oidc_token       JWT, eyJhbG…({len(ID)} chars)" in lines
+        assert "    signature      not shown" in lines
+        assert ID.split(".")[1] not in "\n".join(lines)
+
+    def test_short_values_are_left_to_their_field_names(self):
+        request = RequestInfo(
+            "POST", "h", "/token", "", {"Content-Type": FORM},
+            b"grant_type=authorization_code&code=abc",
+        )  # fmt: skip
+        body = response_body(access_token="opaque-access-token", note="abc abc")
+        lines = render(request, status=200, body=body)
+
+        assert '  note             "abc abc"' in lines

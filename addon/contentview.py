@@ -40,9 +40,13 @@ def token_request(flow: object) -> RequestInfo | None:
 def _may_name_grant_type(req: http.Request) -> bool:
     """A cheap test first: most traffic is no token request, and its body is
     then never decoded or parsed."""
-    if "grant_type" in req.path or req.headers.get("content-encoding"):
+    if "grant_type" in req.path:
         return True
-    return b"grant_type" in (req.raw_content or b"")
+    body = req.raw_content
+    if not body:
+        return False
+    # an encoded body is decoded before it is read
+    return b"grant_type" in body or bool(req.headers.get("content-encoding"))
 
 
 def _decoded(message: http.Message, limit: int | None = None) -> bytes | None:

@@ -401,6 +401,18 @@ def render(f: Figures, args, where: str) -> str:
     cpu = f"{cpus} ({f.cpu_ratio:.3f}x; {_span(f.cpu_span, 3)})"
     rps_goal = f">= {THROUGHPUT_GOAL}x: {mark(f.throughput_ok)}"
     cpu_goal = f"within {CPU_TOLERANCE:.0%}: {mark(f.cpu_ok)}"
+    if f.cpu_ok:
+        verdict = (
+            "the per-request CPU staying flat is what predicts linear scaling "
+            "where each worker has a core."
+        )
+    else:
+        verdict = (
+            "here the per-request CPU did not stay flat, so this run alone does "
+            "not show linear scaling: with the load generator, the upstream and "
+            "HAProxy on the same two cores, a worker's CPU time also counts "
+            "cache and scheduler contention; see the range of the rounds."
+        )
     return f"""\
 # tokenfix scale-out behind HAProxy
 
@@ -429,8 +441,7 @@ answered.
 Failed requests: {f.errors}. A worker's CPU per request is what one core
 buys: a worker saturates one core at about {1e6 / f.cpu_one:.0f} requests/s.
 Throughput on this machine stops short of 2x because the load generator,
-the upstream and HAProxy need the same two cores; the per-request CPU
-staying flat is what predicts linear scaling where each worker has a core.
+the upstream and HAProxy need the same two cores; {verdict}
 """
 
 

@@ -301,6 +301,7 @@ def render(args, info, load, micro, goals, profile) -> str:
         "# tokenfix benchmarks",
         "",
         "Written by `make bench` (`python -m bench`); rerun it rather than edit.",
+        "Several workers behind HAProxy: [RESULTS-scaleout.md](RESULTS-scaleout.md).",
         "",
     ]
     lines += _machine(info, load)

@@ -21,7 +21,7 @@ from addon.redact import secret_names
 from addon.rules import RuleError, load_rules
 from addon.ruleset import RuleSet
 from addon.stats import Stats
-from addon.throttle import Throttle
+from addon.throttle import Throttle, shape
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class TokenFix:
         self._log_skip(flow, reason)
 
     def _log_skip(self, flow: mhttp.HTTPFlow, reason: str) -> None:
-        allowed, held = self.throttle.allow(f"skip:{reason}")
+        allowed, held = self.throttle.allow(f"skip:{shape(reason)}")
         if allowed:
             more = f" ({held} more since the last such line)" if held else ""
             logger.debug(
@@ -339,7 +339,8 @@ class TokenFix:
 
     def _report(self, flow: mhttp.HTTPFlow, outcome: engine.Outcome) -> None:
         for warning in outcome.warnings:
-            allowed, held = self.throttle.allow(f"warn:{warning}")
+            kind = getattr(warning, "kind", warning)
+            allowed, held = self.throttle.allow(f"warn:{kind}")
             if allowed:
                 more = f" ({held} more since the last such line)" if held else ""
                 logger.warning(f"tokenfix: {warning}{more}")

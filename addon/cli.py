@@ -10,11 +10,19 @@ import difflib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from addon import expect, jsonbody, offline, tokencmd
-from addon.redact import REDACTED, is_secret_path, secret_names
+from addon.exchange import basic_secret
+from addon.redact import (
+    REDACTED,
+    is_secret_path,
+    mask_known,
+    secret_names,
+    secret_values,
+)
 from addon.rules import RuleError, load_rules
 from addon.ruleset import RuleSet
 from addon.yamlsrc import LineDict, LineList, YamlError, load
@@ -178,6 +186,13 @@ def _flow_exchanges(path: str) -> list[offline.Exchange]:
     for flow in flows:
         if not isinstance(flow, http.HTTPFlow) or flow.response is None:
             continue
+        label = flow.id[:8]
+        if flow.modified():
+            # saved by a proxy that changed it (tokenfix, or someone in
+            # mitmweb): the rules are tried on what the server sent
+            flow.revert()
+        elif "tokenfix" in flow.metadata:
+            label += " (rewritten by tokenfix, and the original was not saved)"
         req, resp = flow.request, flow.response
         exchanges.append(
             offline.Exchange(
@@ -188,7 +203,7 @@ def _flow_exchanges(path: str) -> list[offline.Exchange]:
                 status=resp.status_code,
                 response_headers=dict(resp.headers.items()),
                 response_body=resp.raw_content or b"",
-                label=flow.id[:8],
+                label=label,
             )
         )
     return exchanges
@@ -207,26 +222,28 @@ def _redact_url(url: str, secrets: frozenset[str]) -> str:
 
 def _pretty(body: bytes, secrets: frozenset[str]) -> list[str]:
     """A body as redacted, indented JSON lines (forms are shown as JSON too)."""
-    try:
-        doc = jsonbody.parse_object(body)
-    except jsonbody.BodySkip:
-        try:
-            doc = jsonbody.parse_form(body)
-        except jsonbody.BodySkip:
-            return [f"<{len(body)} bytes, not shown>"]
+    doc = _document(body)
+    if doc is None:
+        return [f"<{len(body)} bytes, not shown>"]
     doc = _redacted(doc, secrets, "")
     return json.dumps(doc, indent=2, ensure_ascii=False).splitlines()
+
+
+def _document(body: bytes) -> dict | None:
+    """A body as JSON object or form, or None when it is neither."""
+    for parse in (jsonbody.parse_object, jsonbody.parse_form):
+        try:
+            return parse(body)
+        except jsonbody.BodySkip:
+            continue
+    return None
 
 
 def _is_form(body: bytes) -> bool:
     try:
         jsonbody.parse_object(body)
     except jsonbody.BodySkip:
-        try:
-            jsonbody.parse_form(body)
-        except jsonbody.BodySkip:
-            return False
-        return True
+        return _document(body) is not None
     return False
 
 
@@ -245,35 +262,45 @@ def _redacted(value: object, secrets: frozenset[str], path: str) -> object:
 
 
 def _show_result(result: offline.Result, n: int, secrets, out) -> None:
+    known = _known_secrets(result, secrets)
+    for line in _result_lines(result, n, secrets):
+        print(mask_known(line, known), file=out)
+
+
+def _known_secrets(result: offline.Result, secrets) -> list[str]:
+    """Secret values of the exchange, to be masked wherever they reappear."""
+    info = result.exchange.request_info()
+    documents = [info.params, _document(result.original_body), _document(result.body)]
+    password = basic_secret(info.header("authorization"))
+    return secret_values(documents, secrets, also=[password])
+
+
+def _result_lines(result: offline.Result, n: int, secrets) -> Iterator[str]:
     ex = result.exchange
     grant = result.grant_type
     label = f" [{ex.label}]" if ex.label else ""
-    print(
+    yield (
         f"== {n}{label}: {ex.method} {_redact_url(ex.url, secrets)}"
-        f" (grant_type {grant or '-'}) -> {ex.status}",
-        file=out,
+        f" (grant_type {grant or '-'}) -> {ex.status}"
     )
     if result.skipped_reason:
-        print(f"   left as is: {result.skipped_reason}", file=out)
+        yield f"   left as is: {result.skipped_reason}"
         return
-    matched = ", ".join(result.matched) or "none"
-    print(f"   rules matched: {matched}", file=out)
+    yield f"   rules matched: {', '.join(result.matched) or 'none'}"
     outcome = result.outcome
     if outcome is not None:
         for rule, reason in outcome.skipped:
-            print(f"   rule {rule!r} skipped: {reason}", file=out)
+            yield f"   rule {rule!r} skipped: {reason}"
         for warning in outcome.warnings:
-            print(f"   warning: {warning}", file=out)
+            yield f"   warning: {warning}"
     if not result.changed:
-        print("   no change", file=out)
+        yield "   no change"
         return
     if result.status != ex.status:
-        print(f"   status: {ex.status} -> {result.status}", file=out)
+        yield f"   status: {ex.status} -> {result.status}"
     for change in outcome.changes:
         if change.target == "header":
-            print(
-                f"   header {change.field}: {change.old!r} -> {change.new!r}", file=out
-            )
+            yield f"   header {change.field}: {change.old!r} -> {change.new!r}"
     if outcome.body is not None:
         received = "response body (received)"
         if _is_form(result.original_body):
@@ -286,7 +313,7 @@ def _show_result(result: offline.Result, n: int, secrets, out) -> None:
             lineterm="",
         )
         for line in diff:
-            print(f"   {line}", file=out)
+            yield f"   {line}"
 
 
 if __name__ == "__main__":

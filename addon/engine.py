@@ -71,7 +71,7 @@ class Outcome:
     changes: list[Change] = field(default_factory=list)
     matched: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list["RuleWarning"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -301,7 +301,8 @@ def _coerce(rule: Rule, action: Action, req: RequestInfo, state: _State) -> None
         if new is MISSING:
             hidden = state.hide(name, old)
             shown = REDACTED if hidden == REDACTED else _show(hidden)
-            _warn(state, rule, name, f"cannot coerce {shown} to {kind}")
+            message = f"cannot coerce {shown} to {kind}"
+            _warn(state, rule, name, message, f"cannot coerce to {kind}")
             continue
         if _same(old, new):
             continue
@@ -432,8 +433,20 @@ _ACTIONS = {
 }
 
 
-def _warn(state: _State, rule: Rule, field: str, message: str) -> None:
-    state.out.warnings.append(f"rule {rule.name!r}: {field}: {message}")
+class RuleWarning(str):
+    """A warning's text, with `kind`: the rule, the field and what went wrong
+    without the response's own values, so that a log can count warnings that
+    differ only in those values as one."""
+
+    kind: str
+
+
+def _warn(
+    state: _State, rule: Rule, field: str, message: str, kind: str | None = None
+) -> None:
+    warning = RuleWarning(f"rule {rule.name!r}: {field}: {message}")
+    warning.kind = f"{rule.name}\0{field}\0{kind or message}"
+    state.out.warnings.append(warning)
 
 
 def request_headers(rules: Sequence[Rule]) -> dict[str, str | None]:

@@ -120,19 +120,31 @@ def _body_params(body: bytes | None) -> dict[str, object]:
     return params
 
 
-def basic_client_id(authorization: str | None) -> str | None:
-    """The client_id of an HTTP Basic header, decoded per RFC 6749 section 2.3.1."""
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The client id and secret of an HTTP Basic header, decoded per RFC 6749
+    section 2.3.1 (each was form-encoded before the pair was base64-encoded)."""
     if not authorization or authorization[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True)
-        user, colon, _ = decoded.decode("utf-8").partition(":")
+        user, colon, password = decoded.decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
     if not colon:
         return None  # RFC 7617 section 2: user-id ":" password
-    # the client id was form-encoded before it was base64-encoded
-    return unquote_plus(user)
+    return unquote_plus(user), unquote_plus(password)
+
+
+def basic_client_id(authorization: str | None) -> str | None:
+    """The client_id of an HTTP Basic header."""
+    credentials = basic_credentials(authorization)
+    return credentials[0] if credentials else None
+
+
+def basic_secret(authorization: str | None) -> str | None:
+    """The client secret of an HTTP Basic header."""
+    credentials = basic_credentials(authorization)
+    return credentials[1] if credentials else None
 
 
 def request_info(

@@ -74,6 +74,16 @@ class Exchange:
     def query(self) -> str:
         return urlsplit(self.url).query
 
+    def request_info(self) -> RequestInfo:
+        return RequestInfo(
+            self.method,
+            self.host,
+            self.path,
+            self.query,
+            self.request_headers,
+            self.request_body,
+        )
+
     def header(self, name: str) -> str | None:
         name = name.lower()
         for key, value in self.response_headers.items():
@@ -107,9 +117,7 @@ def run(
     secrets: frozenset[str] = SECRET_FIELDS,
 ) -> Result:
     """What the addon would send the client for this exchange."""
-    info = RequestInfo(
-        ex.method, ex.host, ex.path, ex.query, ex.request_headers, ex.request_body
-    )
+    info = ex.request_info()
     matched = rules.for_request(info)
     headers = dict(ex.response_headers)
     result = Result(

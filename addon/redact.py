@@ -52,6 +52,51 @@ def redact_value(value: object, secrets: frozenset[str] = SECRET_FIELDS) -> obje
     return value
 
 
+# shorter values would mask ordinary words; their own fields still hide them
+MIN_KNOWN = 8
+
+
+def secret_values(
+    documents: Iterable[object],
+    secrets: frozenset[str] = SECRET_FIELDS,
+    also: Iterable[str | None] = (),
+) -> list[str]:
+    """The string values of secret fields at any depth of these JSON values
+    (request parameters, response bodies), and `also`, longest first so that a
+    secret holding another is masked whole."""
+    found = {value for value in also if isinstance(value, str)}
+    for document in documents:
+        _collect(document, secrets, found)
+    return sorted((v for v in found if len(v) >= MIN_KNOWN), key=len, reverse=True)
+
+
+def _collect(value: object, secrets: frozenset[str], found: set) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in secrets and isinstance(item, str):
+                found.add(item)
+            else:
+                _collect(item, secrets, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, secrets, found)
+
+
+def mask_known(value: object, known: Iterable[str]) -> object:
+    """A JSON value (or text) with every occurrence of a known secret value
+    redacted: a copy under another name, or an error description quoting the
+    refresh token the client sent."""
+    if isinstance(value, str):
+        for secret in known:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {key: mask_known(item, known) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_known(item, known) for item in value]
+    return value
+
+
 def shorten(value: str, keep: int = 6) -> str:
     """A short prefix of a token, for views that must tell tokens apart."""
     if len(value) <= keep + 2:

@@ -3,6 +3,8 @@
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from addon.throttle import shape
+
 
 @dataclass
 class RuleCounts:
@@ -56,5 +58,6 @@ class Stats:
 def _reason_kind(reason: str) -> str:
     """Group reasons that differ only in detail ("status 500 not matched")."""
     if reason.startswith("body skipped: "):
-        return reason.split(" (", 1)[0]
+        # names from the body ("duplicate key 'k1'") would make one kind each
+        return shape(reason.split(" (", 1)[0], numbers=False)
     return reason

@@ -1,6 +1,17 @@
 """Keeps a storm of identical log lines from flooding the log."""
 
+import re
 import time
+
+# what a reason takes from the exchange: quoted names and values, numbers
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_DETAIL = re.compile(rf"{_QUOTED.pattern}|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def shape(reason: str, *, numbers: bool = True) -> str:
+    """A reason with the exchange's own details masked, so that reasons that
+    differ only in them ("duplicate key 'a'", "duplicate key 'b'") are one."""
+    return (_DETAIL if numbers else _QUOTED).sub("…", reason)
 
 
 class Throttle:

@@ -7,17 +7,21 @@ arrived. Token and secret values are shown as a short prefix and their length,
 never whole; JWT signatures are never shown.
 """
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from urllib.parse import unquote_plus
 
 from addon import jsonbody
-from addon.exchange import RequestInfo, basic_client_id
-from addon.redact import REDACTED, SECRET_FIELDS, redact_value, shorten
+from addon.exchange import RequestInfo, basic_client_id, basic_secret
+from addon.redact import (
+    REDACTED,
+    SECRET_FIELDS,
+    mask_known,
+    redact_value,
+    secret_values,
+    shorten,
+)
 from addon.values import is_number, jwt_claims, jwt_header
 
 TOKEN_FIELDS = ("access_token", "id_token", "refresh_token")
@@ -62,72 +66,26 @@ def render(
 
 class _Hider:
     """Redacts the members of secret fields, and the values of secret fields
-    wherever else they appear: a copy under another name, or an error
-    description that quotes the refresh token the client sent."""
+    wherever else they appear."""
 
     def __init__(self, names: frozenset[str], known: Sequence[str]) -> None:
         self.names = names
         self.known = known
 
     def __call__(self, value: object) -> object:
-        return self._mask(redact_value(value, self.names))
-
-    def _mask(self, value: object) -> object:
-        if isinstance(value, str):
-            for secret in self.known:
-                value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, dict):
-            return {key: self._mask(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self._mask(item) for item in value]
-        return value
-
-
-# shorter values would mask ordinary words; their own fields still hide them
-MIN_KNOWN = 8
+        return mask_known(redact_value(value, self.names), self.known)
 
 
 def _known_secrets(
     request: RequestInfo, body: bytes | None, secrets: frozenset[str]
 ) -> list[str]:
-    """The values of secret fields in the request and the response, longest
-    first, so that a secret holding another is masked whole."""
-    found = {
-        v for k, v in request.params.items() if k in secrets and isinstance(v, str)
-    }
-    found.add(_basic_password(request.header("authorization")))
+    """The values of secret fields in the request and the response."""
     try:
         doc = jsonbody.parse_object(body or b"")
     except jsonbody.BodySkip:
         doc = None
-    _collect(doc, secrets, found)
-    texts = (v for v in found if isinstance(v, str) and len(v) >= MIN_KNOWN)
-    return sorted(texts, key=len, reverse=True)
-
-
-def _collect(value: object, secrets: frozenset[str], found: set) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in secrets and isinstance(item, str):
-                found.add(item)
-            else:
-                _collect(item, secrets, found)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, secrets, found)
-
-
-def _basic_password(authorization: str | None) -> str | None:
-    """The client secret of an HTTP Basic header (RFC 6749 section 2.3.1)."""
-    if not authorization or authorization[:6].lower() != "basic ":
-        return None
-    try:
-        decoded = base64.b64decode(authorization[6:].strip(), validate=True)
-        _, colon, password = decoded.decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return unquote_plus(password) if colon else None
+    password = basic_secret(request.header("authorization"))
+    return secret_values([request.params, doc], secrets, also=[password])
 
 
 def _pair(label: str, value: str, indent: int = 0) -> str:

@@ -111,6 +111,11 @@ def load(text: str) -> object:
         raise
     except yaml.MarkedYAMLError as e:
         raise YamlError(*_located(e)) from None
+    except yaml.reader.ReaderError as e:
+        # a character YAML does not allow: located by its offset in the text
+        line = text.count("\n", 0, e.position) + 1
+        message = f"invalid YAML: unacceptable character #x{e.character:04x}"
+        raise YamlError(line, f"{message}: {e.reason}") from None
     except yaml.YAMLError as e:
         raise YamlError(1, f"invalid YAML: {e}") from None
 

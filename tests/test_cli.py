@@ -428,6 +428,42 @@ class TestTryOnFlowFiles:
         assert '   +  "expires_in": 3600' in out.splitlines()
         assert "   header Content-Type: 'text/plain' -> 'application/json'" in out
 
+    def test_a_flow_tokenfix_rewrote_is_tried_on_what_the_server_sent(
+        self, rules, tmp_path
+    ):
+        # saved by `mitmdump -w` behind tokenfix: the backup holds the original
+        flow = token_flow()
+        flow.backup()
+        flow.response.content = b'{"access_token":"at-cli-opaque-2","expires_in":1}'
+        flow.metadata["tokenfix"] = [{"rule": "r", "field": "expires_in"}]
+        kept = token_flow()
+        kept.response.content = b'{"access_token":"at-cli-opaque-2","expires_in":9}'
+        kept.metadata["tokenfix"] = [{"rule": "r", "field": "expires_in"}]
+        path = write_flows(tmp_path / "rewritten.flows", [flow, kept])
+
+        _, out = run_try(rules, path)
+
+        first, second = out.split("\n== 2")
+        assert '   +  "expires_in": 3600' in first.splitlines()
+        assert second.startswith(
+            f" [{kept.id[:8]} (rewritten by tokenfix, and the original was not "
+            "saved)]: POST"
+        )
+        assert "   no change" in second.splitlines()
+
+    def test_a_secret_quoted_under_another_name_is_masked(self, rules, tmp_path):
+        # the server quotes the refresh token the client sent, under a name
+        # that is no secret field
+        rt = "rt-cli-refresh-1"
+        body = f'{{"access_token":"at-cli-opaque-2","note":"issued for {rt}"}}'
+        flow = token_flow(body=body.encode())
+        path = write_flows(tmp_path / "quoted.flows", [flow])
+
+        _, out = run_try(rules, path)
+
+        assert '   +  "note": "issued for <redacted>",' in out.splitlines()
+        assert rt not in out
+
     def test_flows_without_an_http_answer_are_passed_over(self, rules, tmp_path):
         flows = [tflow.ttcpflow(), tflow.tflow(resp=False), token_flow()]
         path = write_flows(tmp_path / "mixed.flows", flows)

@@ -368,6 +368,8 @@ class TestCoerce:
         out = run({"x": value}, {"coerce": {"x": kind}})
         assert_unchanged(out)
         assert out.warnings == [f"rule 'fix': x: cannot coerce {shown} to {kind}"]
+        # the same kind of warning, whatever the value: the log counts it once
+        assert out.warnings[0].kind == f"fix\0x\0cannot coerce to {kind}"
 
     def test_too_many_digits_for_int(self):
         out = run({"x": "9" * 5000}, {"coerce": {"x": "integer"}})

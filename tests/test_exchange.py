@@ -5,7 +5,13 @@ import base64
 import pytest
 from mitmproxy.http import Headers
 
-from addon.exchange import RequestInfo, basic_client_id, request_info
+from addon.exchange import (
+    RequestInfo,
+    basic_client_id,
+    basic_credentials,
+    basic_secret,
+    request_info,
+)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
@@ -181,6 +187,22 @@ class TestBasicClientId:
         req = info(b"grant_type=refresh_token", Authorization="Basic %%%")
         assert req.params == {"grant_type": "refresh_token"}
         assert req.client_auth == "basic"
+
+
+class TestBasicCredentials:
+    def test_both_halves_are_form_decoded(self):
+        # RFC 6749 section 2.3.1: each is form-encoded before base64
+        header = "Basic " + base64.b64encode(b"my%20skill:s%3Acret+x").decode()
+        assert basic_credentials(header) == ("my skill", "s:cret x")
+        assert basic_secret(header) == "s:cret x"
+
+    @pytest.mark.parametrize(
+        "header", [None, "Bearer abc", "Basic !!!", "Basic " + "bm9jb2xvbg=="]
+    )
+    def test_not_basic_credentials(self, header):
+        # the last is "nocolon": no user-id ":" password
+        assert basic_credentials(header) is None
+        assert basic_secret(header) is None
 
 
 class TestBodies:

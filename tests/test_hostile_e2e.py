@@ -269,13 +269,6 @@ class TestLogVolume:
         ) in output
         assert not ALARMS.search(output)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="addon.py keys the log throttle by the whole message, and "
-        "warnings and skip reasons carry the response's own values (the "
-        "value that cannot be coerced, the duplicated key): a server whose "
-        "values vary logs one line per exchange",
-    )
     def test_reasons_that_differ_only_in_the_response_values_are_rate_limited(
         self, storm_proxy, buffered_upstream
     ):

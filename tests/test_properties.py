@@ -484,12 +484,6 @@ class TestMutatedRuleFiles:
             parse_rules(text, "rules.yaml")
         assert message in str(e.value)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="addon/yamlsrc.py passes PyYAML's ReaderError (a control "
-        "character) on as it is: line 1 whatever the character's line, and a "
-        "second line 'in \"<unicode string>\", position N'",
-    )
     def test_a_control_character_is_located_on_its_line(self):
         text = 'rules:\n  - name: a\n    actions:\n      - set: {a: "x\x1fy"}\n'
         with pytest.raises(RuleError) as e:

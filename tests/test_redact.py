@@ -4,8 +4,10 @@ from addon.redact import (
     REDACTED,
     SECRET_FIELDS,
     is_secret_path,
+    mask_known,
     redact_value,
     secret_names,
+    secret_values,
     shorten,
 )
 
@@ -117,3 +119,29 @@ class TestShorten:
 
     def test_keep(self):
         assert shorten("abcdefghijkl", keep=3) == "abc…(12 chars)"
+
+
+class TestSecretValues:
+    def test_values_of_secret_fields_at_any_depth_longest_first(self):
+        params = {"refresh_token": "rt-presented-1", "grant_type": "refresh_token"}
+        body = {"authed_user": {"access_token": "xoxp-user-token-22"}, "ok": True}
+        found = secret_values([params, body, None], also=["client-secret-9", None])
+        assert found == ["xoxp-user-token-22", "client-secret-9", "rt-presented-1"]
+
+    def test_short_values_are_left_to_their_own_fields(self):
+        # masking "abc" everywhere would mask ordinary words
+        assert secret_values([{"code": "abc", "password": "hunter2x"}]) == ["hunter2x"]
+
+
+class TestMaskKnown:
+    def test_every_occurrence_is_masked_in_text_and_json(self):
+        known = ["rt-presented-1"]
+        doc = {
+            "error_description": "revoked: rt-presented-1",
+            "n": [1, "rt-presented-1"],
+        }
+        assert mask_known(doc, known) == {
+            "error_description": f"revoked: {REDACTED}",
+            "n": [1, REDACTED],
+        }
+        assert mask_known("a rt-presented-1 b", known) == f"a {REDACTED} b"

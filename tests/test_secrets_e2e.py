@@ -202,14 +202,6 @@ class TestSecretsStayHidden:
         assert all("tokenfix changes" in view for view in views)
         assert_no_secret_fragments("\n\n".join(views), SECRETS)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="tokenfix try (addon/cli.py, addon/offline.py) redacts by field "
-        "name only: a secret the request sent, quoted in error_description or "
-        "copied under another name, is printed whole in the warnings and the "
-        "diff; and on flows saved by a tokenfix proxy it runs the rules over the "
-        "already rewritten response",
-    )
     def test_not_in_what_tokenfix_try_prints(self, exchanged):
         _, _, _, rules, flows = exchanged
         done = subprocess.run(

@@ -1,4 +1,4 @@
-from addon.throttle import Throttle
+from addon.throttle import Throttle, shape
 
 
 class Clock:
@@ -62,3 +62,16 @@ class TestThrottle:
         t = Throttle()
         assert (t.burst, t.window) == (5, 60.0)
         assert [t.allow("k")[0] for _ in range(6)] == [True] * 5 + [False]
+
+
+class TestShape:
+    def test_names_and_numbers_from_the_exchange_are_masked(self):
+        assert shape("duplicate key 'k1'") == shape("duplicate key 'k2'")
+        assert shape("cannot coerce 3000.5 to integer") == "cannot coerce … to integer"
+        assert shape('cannot coerce "soon" to number') == "cannot coerce … to number"
+
+    def test_numbers_can_be_kept(self):
+        reason = "unsupported Content-Encoding 'xz2' over 1048576 bytes"
+        assert shape(reason, numbers=False) == (
+            "unsupported Content-Encoding … over 1048576 bytes"
+        )

@@ -9,7 +9,6 @@ refresh is fixed). mitmweb 12 protects its API with a password; 11 has none.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tests.helpers import (
     ADDON_SCRIPT,
     LOCAL_RULE,
     LOCAL_RULES,
+    Mitmdump,
     Response,
     TokenClient,
     assert_no_secrets,
@@ -43,19 +43,13 @@ FLAG_LINE = (
 )
 
 
-class Mitmweb:
+class Mitmweb(Mitmdump):
     """A real mitmweb with tokenfix in reverse mode in front of `upstream`."""
 
     def __init__(self, upstream: str, rules: Path, workdir: Path, confdir: Path):
-        self.upstream, self.rules = upstream, rules
-        self.workdir, self.confdir = workdir, confdir
+        super().__init__(upstream, rules, workdir=workdir, confdir=confdir)
         self.log_path = workdir / "mitmweb.log"
-        self.port = self.web_port = 0
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.web_port = 0
 
     def command(self) -> list[str]:
         sets = [
@@ -75,30 +69,18 @@ class Mitmweb:
             *(arg for option in sets for arg in ("--set", option)),
         ]
 
-    def start(self) -> Mitmweb:
-        for _attempt in range(3):
-            self.port, self.web_port = free_port(), free_port()
-            with open(self.log_path, "wb") as log:
-                self.process = subprocess.Popen(
-                    self.command(),
-                    cwd=self.workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            wait_until(self._ready, timeout=30, what="mitmweb's REST API")
-            if self.process.poll() is None:
-                return self
-            # another process took a port between the two binds
-            if "address already in use" not in self.output().lower():
-                break
-        raise AssertionError(f"mitmweb did not start:\n{self.output()}")
+    def _spawn(self) -> None:
+        self.web_port = free_port()
+        super()._spawn()
 
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            return True
+    def wait_ready(self, timeout: float) -> None:
+        # the proxy port first, then the REST API the tests read
+        super().wait_ready(timeout)
+        wait_until(self._api_ready, timeout=timeout, what="mitmweb's REST API")
+
+    def _api_ready(self) -> bool:
         try:
-            return bool(self.api("/flows") is not None)
+            return self.api("/flows") is not None
         except OSError:
             return False
 
@@ -135,19 +117,6 @@ class Mitmweb:
         """Which view mitmweb chooses by itself."""
         answer = self.api(f"/flows/{flow_id}/{message}/content/auto.json")
         return answer.get("view_name") or answer["description"]
-
-    def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
 
 
 @dataclass

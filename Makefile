@@ -8,7 +8,7 @@ UPSTREAM ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo run web lint format bench clean
+.PHONY: venv test demo run web lint format bench bench-tools clean
 
 venv: $(STAMP)
 
@@ -56,11 +56,26 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# the load generator and the load balancer the benchmarks drive, from Debian's
+# packages where this user may install them; without wrk the load comes from
+# bench/loadgen.py, and without haproxy the scale-out run is skipped, each said
+BENCH_TOOLS := wrk haproxy
+bench-tools:
+	@missing=""; for t in $(BENCH_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "bench: installing$$missing from Debian's packages"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+				|| echo "bench: could not install$$missing"; \
+		else \
+			echo "bench: missing$$missing (on Debian: sudo apt-get install$$missing)"; \
+		fi; \
+	fi
+
 # micro-benchmarks, then mitmdump with and without tokenfix under load, memory
 # and a profile (under 10 minutes; writes bench/RESULTS.md); then a minute of
-# 1 and 2 workers behind HAProxy (writes bench/RESULTS-scaleout.md; without
-# Debian's haproxy package it says so and skips)
-bench: venv
+# 1 and 2 workers behind HAProxy (writes bench/RESULTS-scaleout.md)
+bench: venv bench-tools
 	$(BIN)/python -m pip install --quiet pyinstrument || echo "bench: no pyinstrument; cProfile it is"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bench_engine.py \
 		--benchmark-only --benchmark-timer=time.process_time \

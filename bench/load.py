@@ -70,18 +70,12 @@ def wrk_script(kind: str) -> str:
     )
 
 
-def install_wrk() -> str | None:
-    """wrk's path; Debian's package is installed first when apt-get can."""
+def find_wrk() -> str | None:
+    """wrk's path (`make bench-tools` installs Debian's package), or None."""
     found = shutil.which("wrk")
-    if found or shutil.which("apt-get") is None:
-        return found
-    print("bench: wrk is not installed; trying Debian's package", flush=True)
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "wrk"]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            print(f"bench: {' '.join(command)} failed; using bench.loadgen")
-            return None
-    return shutil.which("wrk")
+    if found is None:
+        print("bench: wrk is not installed; the load comes from bench.loadgen")
+    return found
 
 
 class Wrk:
@@ -165,12 +159,12 @@ class PythonLoad:
 
 
 def load_generator(choice: str, workdir: Path, connections: int):
-    """ "wrk", "python", or "auto": wrk when it is (or can be) installed."""
+    """ "wrk", "python", or "auto": wrk when it is installed."""
     if choice == "python":
         return PythonLoad(connections)
-    path = install_wrk()
+    path = find_wrk()
     if path is None:
         if choice == "wrk":
-            raise RuntimeError("wrk is not installed and could not be")
+            raise RuntimeError("wrk is not installed (make bench-tools installs it)")
         return PythonLoad(connections)
     return Wrk(path, workdir, connections)

@@ -126,15 +126,15 @@ class TokenFix:
 
     def _load_initial(self) -> None:
         path = ctx.options.tokenfix_rules
-        try:
-            rules = load_rules(path)
-        except RuleError as e:
+        rules = _try_load(path)
+        if isinstance(rules, Exception):
+            message = _load_error(path, rules)
             if self._running:
                 # an option change at run time is refused; the old rules stay
-                raise exceptions.OptionsError(str(e)) from None
+                raise exceptions.OptionsError(message) from None
             # at start-up an error log line makes mitmdump exit non-zero,
             # with this message and no traceback
-            logger.error(f"{e}")
+            logger.error(message)
             return
         self._install(rules, path)
         logger.info(f"tokenfix: loaded {_count(rules)} from {path}")
@@ -176,16 +176,21 @@ class TokenFix:
             signature = file_signature(path)
             if signature != self.signature:
                 self.signature = signature
-                self._reload(path)
+                # read and compiled off the event loop: a large file must not
+                # hold up the exchanges in flight
+                self._reloaded(path, await asyncio.to_thread(_try_load, path))
 
     def _reload(self, path: str) -> bool:
-        try:
-            rules = load_rules(path)
-        except RuleError as e:
+        return self._reloaded(path, _try_load(path))
+
+    def _reloaded(self, path: str, rules: RuleSet | Exception) -> bool:
+        """Put a freshly loaded rule set in force, or report why it is not."""
+        if isinstance(rules, Exception):
             self.stats.failed_reloads += 1
             kept = _count(self.rules) if self.rules is not None else "no rules"
-            logger.error(f"{e} (keeping the last good rules: {kept})")
-            self.last_reload, self.reload_error = "failed", str(e)
+            message = _load_error(path, rules)
+            logger.error(f"{message} (keeping the last good rules: {kept})")
+            self.last_reload, self.reload_error = "failed", message
             return False
         self.rules = rules
         self.stats.reloads += 1
@@ -471,6 +476,25 @@ def _backups_wanted() -> bool:
     tokenfix's cost per rewrite.
     """
     return bool(getattr(ctx.options, "save_stream_file", None))
+
+
+def _try_load(path: str) -> RuleSet | Exception:
+    """The rules of the file, or why they cannot be had.
+
+    Any exception is caught, not only a RuleError: a fault of the loader
+    itself must not end live reloading nor crash the proxy, and the last
+    good rules stay in force.
+    """
+    try:
+        return load_rules(path)
+    except Exception as e:  # noqa: BLE001 - reported, and the old rules stay
+        return e
+
+
+def _load_error(path: str, error: Exception) -> str:
+    if isinstance(error, RuleError):
+        return str(error)
+    return f"{path}: cannot load the rules ({type(error).__name__}: {error})"
 
 
 def _count(rules: RuleSet) -> str:

@@ -12,12 +12,21 @@ SEQ_TAG = "tag:yaml.org,2002:seq"
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+# no rules file needs more: a rule's values are JSON of a few levels
+MAX_DEPTH = 64
+# values once aliases are expanded; a 10,000-rule file holds about 210,000,
+# and a few lines of nested aliases can hold billions
+MAX_VALUES = 1_000_000
+
+
 class LineDict(dict):
     """A mapping from YAML, with the line of each key (1-based)."""
 
     line: int = 0
     lines: dict
     duplicates: list[tuple[int, str, int]]
+    # values at and below it, aliases expanded
+    size: int = 1
 
 
 class LineList(list):
@@ -25,6 +34,7 @@ class LineList(list):
 
     line: int = 0
     lines: list[int]
+    size: int = 1
 
 
 class YamlError(Exception):
@@ -43,6 +53,34 @@ class _Loader(yaml.SafeLoader):
 _FastLoader = type("_FastLoader", (getattr(yaml, "CSafeLoader", _Loader),), {})
 
 
+def _size(value: object) -> int:
+    return value.size if isinstance(value, LineDict | LineList) else 1
+
+
+def _nested(construct):
+    """Refuse nesting deeper than MAX_DEPTH and documents that expand, through
+    aliases, to more than MAX_VALUES values: both would cost every walk over
+    the rules without bound, or overflow the stack."""
+
+    def guarded(loader, node):
+        depth = getattr(loader, "tokenfix_depth", 0) + 1
+        line = node.start_mark.line + 1
+        if depth > MAX_DEPTH:
+            raise YamlError(line, f"nested more than {MAX_DEPTH} levels deep")
+        loader.tokenfix_depth = depth
+        try:
+            result = construct(loader, node)
+        finally:
+            loader.tokenfix_depth = depth - 1
+        if result.size > MAX_VALUES:
+            message = f"more than {MAX_VALUES:,} values once aliases are expanded"
+            raise YamlError(line, message)
+        return result
+
+    return guarded
+
+
+@_nested
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     # flattening puts the pairs of `<<: *anchor` merges first; the mapping's own
     # keys follow and override them, as YAML says, without being duplicates
@@ -66,6 +104,7 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
             own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
+    result.size = 1 + sum(map(_size, result.values()))
     return result
 
 
@@ -84,10 +123,12 @@ def _key_message(node: yaml.Node, key: object) -> str:
     return f"key {node.value!r} is read as {kind}, not a string: quote it"
 
 
+@_nested
 def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(item, deep=True) for item in node.value)
     result.line = node.start_mark.line + 1
     result.lines = [item.start_mark.line + 1 for item in node.value]
+    result.size = 1 + sum(map(_size, result))
     return result
 
 
@@ -102,9 +143,9 @@ def load(text: str) -> object:
         return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
     except YamlError:
         raise
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError) as e:
         # parse again with the pure-Python parser, whose messages say more
-        pass
+        fast_error = e
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except YamlError:
@@ -118,6 +159,13 @@ def load(text: str) -> object:
         raise YamlError(line, f"{message}: {e.reason}") from None
     except yaml.YAMLError as e:
         raise YamlError(1, f"invalid YAML: {e}") from None
+    except RecursionError:
+        # the pure-Python parser nests a call per level before any check;
+        # libyaml stops at its own depth limit, on the right line
+        line = 1
+        if isinstance(fast_error, yaml.MarkedYAMLError) and fast_error.problem_mark:
+            line = fast_error.problem_mark.line + 1
+        raise YamlError(line, f"nested more than {MAX_DEPTH} levels deep") from None
 
 
 def _located(e: yaml.MarkedYAMLError) -> tuple[int, str]:

@@ -691,6 +691,43 @@ class TestReload:
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert errors == [f"{BROKEN_MESSAGE} (keeping the last good rules: 4 rules)"]
 
+    def test_a_loader_fault_is_reported_and_polling_goes_on(
+        self, tf, rules_file, monkeypatch, caplog
+    ):
+        # a bug of the loader's own must not end live reloading
+        monkeypatch.setattr(addon_module, "POLL_SECONDS", 0.02)
+        real = addon_module.load_rules
+        calls = []
+
+        def flaky(path):
+            calls.append(path)
+            if len(calls) == 1:
+                raise RuntimeError("loader bug")
+            return real(path)
+
+        monkeypatch.setattr(addon_module, "load_rules", flaky)
+
+        async def run():
+            tf.running()
+            try:
+                replace_file(rules_file, BROKEN_RULES)
+                await asyncio.sleep(0.2)
+                replace_file(rules_file, OTHER_RULES)
+                for _ in range(200):
+                    await asyncio.sleep(0.02)
+                    if len(tf.rules) == 1:
+                        break
+            finally:
+                tf.done()
+
+        asyncio.run(run())
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [
+            "rules.yaml: cannot load the rules (RuntimeError: loader bug) "
+            "(keeping the last good rules: 4 rules)"
+        ]
+        assert [r.name for r in tf.rules.rules] == ["fixed-lifetime"]
+
 
 class TestStatsCommand:
     def test_counts(self, tctx, tf, caplog):

@@ -224,3 +224,33 @@ class TestFaults:
     def test_error_carries_line_and_message(self):
         error = YamlError(7, "boom")
         assert (error.line, error.message, str(error)) == (7, "boom", "boom")
+
+
+class TestBounds:
+    """Nesting and alias expansion that would cost every later walk over the
+    rules without bound, or overflow the stack, are refused with a line."""
+
+    @pytest.mark.parametrize("depth", [65, 300, 100_000])
+    def test_nesting_deeper_than_the_limit(self, depth):
+        text = "rules:\n  - set: {a: " + "[" * depth + "]" * depth + "}\n"
+        assert fault(text) == (2, "nested more than 64 levels deep")
+
+    def test_nesting_up_to_the_limit_loads(self):
+        text = "a: " + "[" * 62 + "1" + "]" * 62 + "\n"
+        node = load(text)["a"]
+        for _ in range(61):
+            node = node[0]
+        assert node == [1]
+
+    def test_aliases_that_expand_past_the_budget(self):
+        levels = ["x0: &x0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+        for i in range(1, 7):
+            levels.append(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]")
+        assert fault("\n".join(levels) + "\n") == (
+            6,
+            "more than 1,000,000 values once aliases are expanded",
+        )
+
+    def test_aliases_within_the_budget_are_shared(self):
+        doc = load("a: &a {k: [1, 2]}\nb: *a\n")
+        assert doc["a"] is doc["b"] and doc.size == 1 + 2 * 4

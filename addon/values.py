@@ -12,6 +12,11 @@ MISSING = object()
 
 # an epoch number above this is in milliseconds (10^11 s is the year 5138)
 EPOCH_MS_THRESHOLD = 10**11
+# the last second of the year 9999, the latest time ISO 8601 and most clients'
+# date types hold: an expiry beyond it is no time a client can use, and the
+# lifetime it gives (a JWT exp of 1e300, an exp sent in milliseconds) would
+# overflow clients that keep expires_in in 64 bits or as a date
+LATEST_EPOCH = 253402300799
 # base64url's two letters of its own, as the standard alphabet has them
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 # made once: json.loads builds nothing new per call, but checks encodings
@@ -90,11 +95,18 @@ def seconds_until(epoch: float, now: float) -> int:
     return max(0, int(epoch - now))
 
 
+def plausible_epoch(value: object) -> float | None:
+    """A number as epoch seconds no later than LATEST_EPOCH, or None."""
+    epoch = finite(value)
+    return epoch if epoch is not None and epoch <= LATEST_EPOCH else None
+
+
 def jwt_seconds_left(token: object, now: float) -> int | None:
+    """Seconds until the JWT's exp; None when it has no usable exp."""
     claims = jwt_claims(token)
     if claims is None:
         return None
-    exp = finite(claims.get("exp"))
+    exp = plausible_epoch(claims.get("exp"))
     if exp is None:
         return None
     return seconds_until(exp, now)
@@ -105,7 +117,7 @@ def epoch_of(value: object) -> float | None:
 
     Accepts epoch seconds or milliseconds (numbers above 10^11 are
     milliseconds), numeric strings of either, and ISO 8601 text; an ISO time
-    without an offset is taken as UTC.
+    without an offset is taken as UTC. A time after the year 9999 is None.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -116,7 +128,7 @@ def epoch_of(value: object) -> float | None:
     value = finite(value)
     if value is None:
         return None
-    return value / 1000 if abs(value) > EPOCH_MS_THRESHOLD else value
+    return plausible_epoch(value / 1000 if abs(value) > EPOCH_MS_THRESHOLD else value)
 
 
 def _iso_epoch(text: str) -> float | None:

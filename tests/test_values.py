@@ -196,6 +196,23 @@ class TestJwtSecondsLeft:
     def test_not_a_jwt(self):
         assert jwt_seconds_left("opaque", NOW) is None
 
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b'{"exp": 1e300}',
+            # an exp sent in milliseconds would be a lifetime of 54,000 years
+            b'{"exp": 1700000120000}',
+            b'{"exp": 253402300800}',  # a second after the year 9999
+        ],
+    )
+    def test_an_exp_no_client_can_use_gives_no_lifetime(self, payload):
+        # the rule's fallback applies instead
+        assert jwt_seconds_left(make_jwt(payload), NOW) is None
+
+    def test_the_last_second_of_9999_is_still_a_time(self):
+        token = make_jwt(b'{"exp": 253402300799}')
+        assert jwt_seconds_left(token, NOW) == 253402300799 - NOW
+
 
 class TestEpochOf:
     @pytest.mark.parametrize(
@@ -238,6 +255,10 @@ class TestEpochOf:
     )
     def test_iso_8601(self, text, expected):
         assert epoch_of(text) == expected.timestamp()
+
+    @pytest.mark.parametrize("value", [1e300, "1e300", 253402300800 * 1000 + 1000])
+    def test_a_time_after_the_year_9999_is_none(self, value):
+        assert epoch_of(value) is None
 
     @pytest.mark.parametrize(
         "value",

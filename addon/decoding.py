@@ -126,5 +126,6 @@ def decode_bounded(raw: bytes, encoding: str | None, limit: int = MAX_BODY) -> b
         return decoder(raw, limit)
     except BodySkip:
         raise
-    except Exception as e:  # each codec has its own error types
-        raise BodySkip(f"cannot decode {name} body ({type(e).__name__})") from None
+    except Exception:  # each codec has its own error types
+        # codecs name their errors poorly (zlib.error): say what it means
+        raise BodySkip(f"cannot decode {name} body: corrupt or truncated") from None

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from addon.decoding import decode_bounded
+from addon.jsonbody import MAX_BODY, BodySkip
 from addon.redact import SECRET_FIELDS, redact_value
 from addon.values import finite, jwt_claims, jwt_header
 
@@ -254,6 +256,8 @@ def fetch_token(request: TokenRequest, secret: str) -> dict:
                 timeout=request.timeout,
                 verify=request.ca_file or True,
                 allow_redirects=False,
+                # read_response reads the body itself, within MAX_BODY
+                stream=True,
                 **extra,
             )
     except _Answer as answer:
@@ -285,7 +289,7 @@ def read_response(resp) -> None:
             "is --token-url the token endpoint itself?"
         )
     try:
-        doc = resp.json()
+        doc = json.loads(_bounded_body(resp, status))
     except ValueError:
         kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
         raise TokenError(
@@ -307,6 +311,22 @@ def read_response(resp) -> None:
             f"(the response holds {names})"
         )
     raise _Answer(doc)
+
+
+def _bounded_body(resp, status: str) -> bytes:
+    """The decoded body, never more than MAX_BODY bytes of it, before or after
+    its Content-Encoding is undone: a token response is a few kilobytes, and a
+    compressed bomb must not cost memory."""
+    raw = resp.raw.read(MAX_BODY + 1, decode_content=False) or b""
+    if len(raw) > MAX_BODY:
+        raise TokenError(
+            f"the token endpoint answered {status} with a body of more than "
+            f"{MAX_BODY} bytes"
+        )
+    try:
+        return decode_bounded(raw, resp.headers.get("Content-Encoding"))
+    except BodySkip as e:
+        raise TokenError(f"the token endpoint answered {status}: {e}") from None
 
 
 def _refusal(status: str, error: object, description: object) -> str:

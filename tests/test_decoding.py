@@ -119,25 +119,25 @@ class TestUndecodable:
     def test_truncated(self, name):
         raw = encoding.encode(BODY * 20, name)
         reason = skip_reason(raw[: len(raw) // 2], name)
-        assert reason.startswith(f"cannot decode {name} body (")
+        assert reason.startswith(f"cannot decode {name} body: ")
 
     @pytest.mark.parametrize("name", ENCODINGS)
     def test_last_bytes_missing(self, name):
         raw = encoding.encode(BODY, name)
-        assert skip_reason(raw[:-4], name).startswith(f"cannot decode {name} body (")
+        assert skip_reason(raw[:-4], name).startswith(f"cannot decode {name} body: ")
 
     @pytest.mark.parametrize("name", ENCODINGS)
     def test_corrupt(self, name):
         raw = b"\x00not compressed at all\xff" * 4
-        assert skip_reason(raw, name).startswith(f"cannot decode {name} body (")
+        assert skip_reason(raw, name).startswith(f"cannot decode {name} body: ")
 
     @pytest.mark.parametrize("name", ENCODINGS)
     def test_not_encoded_although_the_header_says_so(self, name):
-        assert skip_reason(BODY, name).startswith(f"cannot decode {name} body (")
+        assert skip_reason(BODY, name).startswith(f"cannot decode {name} body: ")
 
     def test_error_names_no_content(self):
         reason = skip_reason(b"secret-token-value", "gzip")
-        assert reason == "cannot decode gzip body (error)"
+        assert reason == "cannot decode gzip body: corrupt or truncated"
 
     @pytest.mark.parametrize(
         "name, shown",

@@ -303,8 +303,12 @@ class TestRun:
         ("raw", "encoding", "reason"),
         [
             (TOKEN, "compress", "unsupported Content-Encoding 'compress'"),
-            (TOKEN, "gzip", "cannot decode gzip body (error)"),
-            (gzip.compress(TOKEN)[:-9], "gzip", "cannot decode gzip body (error)"),
+            (TOKEN, "gzip", "cannot decode gzip body: corrupt or truncated"),
+            (
+                gzip.compress(TOKEN)[:-9],
+                "gzip",
+                "cannot decode gzip body: corrupt or truncated",
+            ),
             (
                 gzip.compress(b" " * (MAX_BODY + 1)),
                 "gzip",

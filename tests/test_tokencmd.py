@@ -2,6 +2,7 @@
 directly, through a mitmdump with tokenfix and over verified TLS; its errors;
 and what it writes where (the token on stdout alone, no secret on stderr)."""
 
+import gzip
 import io
 import os
 import re
@@ -353,6 +354,50 @@ class TestErrors:
 
         assert (rc, out, err) == (1, "", f"tokenfix token: {message}\n")
         assert len(canned.received) == before + 1  # a redirect is not followed
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            # 100 MiB of zeros, gzipped to about 100 KiB
+            (
+                gzip.compress(b"0" * (100 << 20)),
+                "decoded body larger than 1048576 bytes",
+            ),
+            (
+                b"\x1f\x8b not gzip at all",
+                "cannot decode gzip body: corrupt or truncated",
+            ),
+        ],
+    )
+    def test_a_body_that_cannot_be_decoded_within_the_limit(
+        self, capsys, canned, secret_env, body, message
+    ):
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        canned.respond("/oauth/token", headers=headers, body=body)
+        rc, out, err = run_token(capsys, f"{canned.url}/oauth/token", *secret_env)
+
+        assert (rc, out) == (1, "")
+        assert err == f"tokenfix token: the token endpoint answered 200 OK: {message}\n"
+
+    def test_a_body_over_the_limit_is_not_read(self, capsys, canned, secret_env):
+        body = '{"access_token":"' + "a" * (1 << 20) + '"}'
+        canned.respond("/oauth/token", body=body)
+        rc, out, err = run_token(capsys, f"{canned.url}/oauth/token", *secret_env)
+
+        assert (rc, out) == (1, "")
+        assert err == (
+            "tokenfix token: the token endpoint answered 200 OK with a body of "
+            "more than 1048576 bytes\n"
+        )
+
+    def test_a_gzip_answer_is_read(self, capsys, canned, secret_env):
+        access = "at-gzipped-answer-1"
+        body = gzip.compress(f'{{"access_token":"{access}"}}'.encode())
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        canned.respond("/oauth/token", headers=headers, body=body)
+        rc, out, _ = run_token(capsys, f"{canned.url}/oauth/token", *secret_env)
+
+        assert (rc, out) == (0, f"{access}\n")
 
     def test_a_server_that_echoes_the_secret_back(self, capsys, canned, secret_env):
         canned.respond(

@@ -4,11 +4,11 @@ from addon import jsonbody
 from addon.conditions import strict_equal
 from addon.offline import Result, expand
 from addon.redact import REDACTED, is_secret_path
-from addon.rules import compile_condition
+from addon.rules import EXAMPLE_PART_KEYS, compile_condition
 from addon.values import MISSING, get_path
 from addon.yamlsrc import LineDict
 
-EXPECT_KEYS = ("status", "headers", "unchanged", "body", "fields")
+EXPECT_KEYS = EXAMPLE_PART_KEYS["expect"]
 
 
 def _line(expect: object, key: str, default: int) -> int:

@@ -156,11 +156,22 @@ def run(
     return result
 
 
+def _kind(value: object) -> str:
+    """What a YAML value is, in words (never an internal class's name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a boolean" if isinstance(value, bool) else type(value).__name__
+
+
 def _text(value: object, what: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{what}: expected a string, got {type(value).__name__}")
+        raise ValueError(f"{what}: expected a string, got {_kind(value)}")
     return value
 
 
@@ -181,7 +192,7 @@ def exchange_from_mapping(doc: dict, now: float, label: str = "") -> Exchange:
             raise ValueError(f"{what}: expected a mapping of header: value")
         for name, value in raw.items():
             if not isinstance(value, str | int | float) or isinstance(value, bool):
-                kind = "null" if value is None else type(value).__name__
+                kind = _kind(value)
                 raise ValueError(f"{what}.{name}: expected a string, got {kind}")
         return {str(k): expand(str(v), now) for k, v in raw.items()}
 

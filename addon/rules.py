@@ -33,6 +33,11 @@ MATCH_KEYS = ("host", "path", "method", "grant_type", "status", "client_id", "he
 RULE_KEYS = ("name", "description", "match", "when", "actions", "examples")
 CONDITION_OPS = ("equals", "in", "lt", "lte", "gt", "gte", "matches")
 EXAMPLE_KEYS = ("name", "request", "response", "expect")
+EXAMPLE_PART_KEYS = {
+    "request": ("method", "url", "headers", "body"),
+    "response": ("status", "headers", "body"),
+    "expect": ("status", "headers", "unchanged", "body", "fields"),
+}
 # tokenfix keeps these right itself whenever it touches a message
 MANAGED_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -522,12 +527,32 @@ def _examples(ctx: _Ctx, raw: object, line: int) -> tuple[dict, ...]:
             if key not in example:
                 what = "missing (expected a mapping)"
                 raise ctx.error(f"examples[{i}].{key}", what, eline)
-            if not isinstance(example.get(key), dict):
-                what = f"a mapping under {key!r}"
-                raise ctx.expected(
-                    f"examples[{i}].{key}", what, example.get(key), eline
+        for key, allowed in EXAMPLE_PART_KEYS.items():
+            if key in example:
+                field = f"examples[{i}].{key}"
+                _example_part(
+                    ctx, field, example[key], allowed, _line_of(example, key, eline)
                 )
     return tuple(raw)
+
+
+def _example_part(
+    ctx: _Ctx, field: str, part: object, allowed: tuple[str, ...], line: int
+) -> None:
+    """An example's request, response or expect: a mapping of known keys,
+    with bodies as the text sent (expect's body is the JSON the client gets)."""
+    if not isinstance(part, dict):
+        what = f"a mapping under {field.rsplit('.', 1)[1]!r}"
+        raise ctx.expected(field, what, part, line)
+    for key, value in part.items():
+        kline = _line_of(part, key, line)
+        if key not in allowed:
+            msg = f"unknown key {key!r} (expected one of: {_words(allowed)})"
+            raise ctx.error(field, msg, kline)
+        if key == "body" and not field.endswith("expect") and value is not None:
+            if not isinstance(value, str):
+                what = "the body as text (quote JSON: body: '{...}')"
+                raise ctx.expected(f"{field}.body", what, value, kline)
 
 
 def _rule(file: str, raw: object, line: int, index: int, dups: list) -> Rule:

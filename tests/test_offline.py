@@ -205,11 +205,11 @@ class TestExchangeFromMapping:
             ),
             (
                 {"request": {"url": URL, "body": {"a": 1}}, "response": {}},
-                "request.body: expected a string, got dict",
+                "request.body: expected a string, got a mapping",
             ),
             (
                 {"request": {"url": URL}, "response": {"body": ["x"]}},
-                "response.body: expected a string, got list",
+                "response.body: expected a string, got a list",
             ),
             (
                 {"request": {"url": URL, "headers": ["Accept: x"]}, "response": {}},
@@ -221,7 +221,7 @@ class TestExchangeFromMapping:
             ),
             (
                 {"request": {"url": URL}, "response": {"headers": {"X": [1]}}},
-                "response.headers.X: expected a string, got list",
+                "response.headers.X: expected a string, got a list",
             ),
         ],
     )

@@ -1213,6 +1213,54 @@ class TestExamples:
                 "rules.yaml:6: rule 'fix': examples[1].response: missing (expected a"
                 " mapping)",
             ),
+            (
+                "unknown key in expect",
+                rule(
+                    ACT,
+                    "examples:",
+                    "  - request: {}",
+                    "    response: {}",
+                    "    expect:",
+                    "      feilds: {}",
+                ),
+                "rules.yaml:8: rule 'fix': examples[0].expect: unknown key 'feilds'"
+                " (expected one of: status, headers, unchanged, body, fields)",
+            ),
+            (
+                "unknown key in response",
+                rule(
+                    ACT,
+                    "examples:",
+                    "  - request: {}",
+                    "    response: {status: 200, bogus: 1}",
+                ),
+                "rules.yaml:6: rule 'fix': examples[0].response: unknown key 'bogus'"
+                " (expected one of: status, headers, body)",
+            ),
+            (
+                "response body as a mapping",
+                rule(
+                    ACT,
+                    "examples:",
+                    "  - request: {}",
+                    "    response:",
+                    "      body: {access_token: x}",
+                ),
+                "rules.yaml:7: rule 'fix': examples[0].response.body: expected the"
+                " body as text (quote JSON: body: '{...}'), got a mapping",
+            ),
+            (
+                "expect a list",
+                rule(
+                    ACT,
+                    "examples:",
+                    "  - request: {}",
+                    "    response: {}",
+                    "    expect: [200]",
+                ),
+                "rules.yaml:7: rule 'fix': examples[0].expect: expected a mapping"
+                " under 'expect', got a list",
+            ),
         ),
     )
     def test_broken(self, text, message):

@@ -175,13 +175,22 @@ def _yaml_exchanges(path: str, now: float) -> list[offline.Exchange]:
 def _flow_exchanges(path: str) -> list[offline.Exchange]:
     from mitmproxy import exceptions, http, io
 
-    try:
-        with open(path, "rb") as f:
-            flows = list(io.FlowReader(f).stream())
-    except exceptions.FlowReadException as e:
-        raise ValueError(
-            f"not a flow file written by mitmdump -w, nor a HAR file ({e})"
-        ) from None
+    flows = []
+    with open(path, "rb") as f:
+        try:
+            for flow in io.FlowReader(f).stream():
+                flows.append(flow)
+        except exceptions.FlowReadException as e:
+            if not flows:
+                raise ValueError(
+                    f"not a flow file written by mitmdump -w, nor a HAR file ({e})"
+                ) from None
+            # a file cut short, as when mitmdump was killed while writing:
+            # the flows before the cut are whole
+            print(
+                f"{path}: cut short after {len(flows)} flows ({e}); trying those",
+                file=sys.stderr,
+            )
     exchanges = []
     for flow in flows:
         if not isinstance(flow, http.HTTPFlow) or flow.response is None:

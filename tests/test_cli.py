@@ -472,6 +472,19 @@ class TestTryOnFlowFiles:
 
         assert (rc, out.splitlines()[-1]) == (0, "1 exchanges, 1 would change")
 
+    def test_a_file_cut_short_gives_its_whole_flows(self, rules, tmp_path, capsys):
+        # mitmdump killed while it wrote the second flow
+        first = write_flows(tmp_path / "one.flows", [token_flow()])
+        whole = write_flows(tmp_path / "two.flows", [token_flow(), token_flow()])
+        cut = tmp_path / "cut.flows"
+        size = Path(first).stat().st_size
+        cut.write_bytes(Path(whole).read_bytes()[: size + 100])
+
+        rc, out = run_try(rules, str(cut))
+
+        assert (rc, out.splitlines()[-1]) == (0, "1 exchanges, 1 would change")
+        assert capsys.readouterr().err.startswith(f"{cut}: cut short after 1 flows (")
+
     def test_an_empty_flow_file_has_no_exchanges(self, rules, tmp_path):
         path = write_flows(tmp_path / "empty.flows", [])
 
@@ -617,12 +630,13 @@ class TestTryOnUnreadableFiles:
 
         assert run_try(rules, str(path)) == (2, f"{path}: cannot read: {message}\n")
 
-    def test_a_truncated_flow_file(self, rules, tmp_path):
+    def test_a_flow_file_cut_within_its_first_flow(self, rules, tmp_path):
+        # a cut after whole flows keeps them (TestTryOnFlowFiles); here none is
         whole = Path(
             write_flows(tmp_path / "whole.flows", [token_flow(), token_flow()])
         )
         path = tmp_path / "cut.flows"
-        path.write_bytes(whole.read_bytes()[:-40])
+        path.write_bytes(whole.read_bytes()[:200])
 
         rc, out = run_try(rules, str(path))
 

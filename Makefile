@@ -4,6 +4,11 @@ VENV ?= .venv
 PORT ?= 8080
 RULES ?= rules.yaml
 PROFILE ?= rfc6749
+# the proxy's address: all interfaces, as behind a load balancer; 127.0.0.1
+# keeps a debugging session on this machine
+LISTEN_HOST ?=
+# more mitmproxy arguments, for example ARGS="-w linking.flows" to record
+ARGS ?=
 UPSTREAM ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -39,14 +44,16 @@ demo: venv
 run: venv
 	@test -n "$(UPSTREAM)" || { echo "usage: make run UPSTREAM=https://TENANT.auth0.com"; exit 2; }
 	$(BIN)/mitmdump --mode reverse:$(UPSTREAM) -p $(PORT) \
+		$(if $(LISTEN_HOST),--listen-host $(LISTEN_HOST)) \
 		-s addon/tokenfix.py --set tokenfix_rules=$(RULES) \
-		--set tokenfix_profile=$(PROFILE)
+		--set tokenfix_profile=$(PROFILE) $(ARGS)
 
 web: venv
 	@test -n "$(UPSTREAM)" || { echo "usage: make web UPSTREAM=https://TENANT.auth0.com"; exit 2; }
 	$(BIN)/mitmweb --mode reverse:$(UPSTREAM) -p $(PORT) \
+		$(if $(LISTEN_HOST),--listen-host $(LISTEN_HOST)) \
 		-s addon/tokenfix.py --set tokenfix_rules=$(RULES) \
-		--set tokenfix_profile=$(PROFILE)
+		--set tokenfix_profile=$(PROFILE) $(ARGS)
 
 lint: venv
 	$(BIN)/ruff format --check .

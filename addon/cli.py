@@ -96,8 +96,8 @@ def check(path: str, out=None) -> int:
                 passed += 1
     examples = passed + failed
     print(
-        f"{path}: {len(rules)} rules valid; {examples} examples: "
-        f"{passed} passed, {failed} failed",
+        f"{path}: {_count(len(rules), 'rule')} valid; "
+        f"{_count(examples, 'example')}: {passed} passed, {failed} failed",
         file=out,
     )
     return 1 if failed else 0
@@ -236,6 +236,10 @@ def _pretty(body: bytes, secrets: frozenset[str]) -> list[str]:
         return [f"<{len(body)} bytes, not shown>"]
     doc = _redacted(doc, secrets, "")
     return json.dumps(doc, indent=2, ensure_ascii=False).splitlines()
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _document(body: bytes) -> dict | None:

@@ -671,7 +671,11 @@ def load_rules(path: str | Path) -> RuleSet:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise RuleError(str(path), 0, None, None, "no such rules file") from None
+        msg = "no such rules file"
+        if not path.is_absolute():
+            # tokenfix_rules is read from the directory mitmdump runs in
+            msg += f" in {Path.cwd()} (--set tokenfix_rules=PATH names another)"
+        raise RuleError(str(path), 0, None, None, msg) from None
     except OSError as e:
         msg = f"cannot read: {e.strerror or e}"
         raise RuleError(str(path), 0, None, None, msg) from None

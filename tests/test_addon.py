@@ -656,7 +656,8 @@ class TestReload:
         tf.reload()
         assert tf.rules is before
         assert caplog.messages[-1] == (
-            "rules.yaml: no such rules file (keeping the last good rules: 4 rules)"
+            f"rules.yaml: no such rules file in {os.getcwd()} (--set "
+            "tokenfix_rules=PATH names another) (keeping the last good rules: 4 rules)"
         )
 
     def test_polling_sees_an_atomic_rename(self, tf, rules_file, monkeypatch):

@@ -30,7 +30,7 @@ from tests.helpers import REPO
 CASES = load_cases()
 OTHERS = load_other_providers()
 SUMMARY = re.compile(
-    r"(?P<path>.+): (?P<rules>\d+) rules valid; (?P<examples>\d+) examples: "
+    r"(?P<path>.+): (?P<rules>\d+) rules? valid; (?P<examples>\d+) examples?: "
     r"(?P=examples) passed, 0 failed"
 )
 AUTH0_REFRESH = "https://brightlamp.auth0.com/oauth/token"
@@ -92,7 +92,7 @@ class TestTokenfixCheck:
         assert (done.returncode, done.stderr) == (0, "")
         examples = sum(len(r.examples) for r in load_rules(REPO / "rules.yaml").rules)
         assert done.stdout == (
-            f"rules.yaml: 1 rules valid; {examples} examples: "
+            f"rules.yaml: 1 rule valid; {examples} examples: "
             f"{examples} passed, 0 failed\n"
         )
 

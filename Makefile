@@ -17,10 +17,13 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# pip's and setuptools' notices go to a log, shown only when the install fails
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "installing tokenfix and its test tools into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip && \
+		$(BIN)/python -m pip install -e '.[test]'; } > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; echo "make: installing into $(VENV) failed"; exit 1; }
 	touch $(STAMP)
 
 test: venv

@@ -29,8 +29,6 @@ POLL_SECONDS = 1.0
 MARK = ":wrench:"
 # a client profile's error finding: outranks MARK, as the client will still fail
 FLAG = ":x:"
-# a token request is a few hundred bytes; larger bodies are not read for params
-REQUEST_BODY_LIMIT = 65536
 BODY_SKIPPED = "body skipped: "
 
 
@@ -277,7 +275,7 @@ class TokenFix:
         path, _, query = req.path.partition("?")
         if not rules.by_host_path(req.host, path):
             return
-        body = _request_body(req)
+        body = contentview.request_body(req)
         info = RequestInfo(req.method, req.host, path, query, req.headers, body)
         matched = rules.for_request(info)
         if not matched:
@@ -334,21 +332,21 @@ class TokenFix:
         self._log_skip(flow, reason)
 
     def _log_skip(self, flow: mhttp.HTTPFlow, reason: str) -> None:
-        allowed, held = self.throttle.allow(f"skip:{shape(reason)}")
+        message = f"{_where(flow)}response left as is: {reason}"
+        self._log_throttled(logging.DEBUG, f"skip:{shape(reason)}", message)
+
+    def _log_throttled(self, level: int, key: str, message: str) -> None:
+        """Log, unless lines of this key have come too often; the next line
+        allowed says how many were held back."""
+        allowed, held = self.throttle.allow(key)
         if allowed:
             more = f" ({held} more since the last such line)" if held else ""
-            logger.debug(
-                f"tokenfix: {flow.request.method} {flow.request.path.split('?')[0]}: "
-                f"response left as is: {reason}{more}"
-            )
+            logger.log(level, f"tokenfix: {message}{more}")
 
     def _report(self, flow: mhttp.HTTPFlow, outcome: engine.Outcome) -> None:
         for warning in outcome.warnings:
             kind = getattr(warning, "kind", warning)
-            allowed, held = self.throttle.allow(f"warn:{kind}")
-            if allowed:
-                more = f" ({held} more since the last such line)" if held else ""
-                logger.warning(f"tokenfix: {warning}{more}")
+            self._log_throttled(logging.WARNING, f"warn:{kind}", warning)
         for note in outcome.notes:
             logger.debug(f"tokenfix: {note}")
         if not outcome.changed:
@@ -359,10 +357,7 @@ class TokenFix:
             done = ", ".join(c.describe() for c in outcome.changes if c.rule == rule)
             verb = "would " if dry else ""
             lines.append(f"rule {rule!r}: {verb}{done}")
-            logger.info(
-                f"tokenfix: {flow.request.method} {flow.request.path.split('?')[0]}: "
-                f"rule {rule!r}: {verb}{done}"
-            )
+            logger.info(f"tokenfix: {_where(flow)}rule {rule!r}: {verb}{done}")
         comment = "tokenfix: " + "; ".join(lines)
         flow.comment = f"{flow.comment}\n{comment}" if flow.comment else comment
         flow.metadata["tokenfix"] = [change.as_dict() for change in outcome.changes]
@@ -439,14 +434,11 @@ class TokenFix:
         if not errors:
             return
         flow.marked = FLAG
-        allowed, held = self.throttle.allow(f"flag:{[f.code for f in errors]}")
-        if allowed:
-            more = f" ({held} more since the last such line)" if held else ""
-            messages = "; ".join(f.message for f in errors)
-            logger.warning(
-                f"tokenfix: {flow.request.method} {flow.request.path.split('?')[0]}: "
-                f"{profile}: {messages}{more}"
-            )
+        messages = "; ".join(f.message for f in errors)
+        key = f"flag:{[f.code for f in errors]}"
+        self._log_throttled(
+            logging.WARNING, key, f"{_where(flow)}{profile}: {messages}"
+        )
 
 
 def _proxy_ports() -> set[int]:
@@ -497,19 +489,14 @@ def _load_error(path: str, error: Exception) -> str:
     return f"{path}: cannot load the rules ({type(error).__name__}: {error})"
 
 
+def _where(flow: mhttp.HTTPFlow) -> str:
+    """The start of a log line about one exchange: method and path, no query
+    (a query may carry a code or a secret)."""
+    return f"{flow.request.method} {flow.request.path.split('?')[0]}: "
+
+
 def _count(rules: RuleSet) -> str:
     return f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
-
-
-def _request_body(req: mhttp.Request) -> bytes | None:
-    """The request body, decoded without ever inflating past the limit."""
-    if not req.raw_content:
-        return None
-    try:
-        encoding = req.headers.get("content-encoding")
-        return decode_bounded(req.raw_content, encoding, REQUEST_BODY_LIMIT)
-    except BodySkip:
-        return None
 
 
 def _set_body(resp: mhttp.Response, body: bytes) -> None:

@@ -253,11 +253,12 @@ def _document(body: bytes) -> dict | None:
 
 
 def _is_form(body: bytes) -> bool:
+    # parse_form refuses a body that opens as JSON does
     try:
-        jsonbody.parse_object(body)
+        jsonbody.parse_form(body)
     except jsonbody.BodySkip:
-        return _document(body) is not None
-    return False
+        return False
+    return True
 
 
 def _redacted(value: object, secrets: frozenset[str], path: str) -> object:

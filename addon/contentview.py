@@ -32,7 +32,7 @@ def token_request(flow: object) -> RequestInfo | None:
     if not _may_name_grant_type(req):
         return None
     path, _, query = req.path.partition("?")
-    body = _decoded(req, REQUEST_BODY_LIMIT)
+    body = request_body(req)
     info = RequestInfo(req.method, req.host, path, query, req.headers, body)
     return info if info.grant_type is not None else None
 
@@ -47,6 +47,12 @@ def _may_name_grant_type(req: http.Request) -> bool:
         return False
     # an encoded body is decoded before it is read
     return b"grant_type" in body or bool(req.headers.get("content-encoding"))
+
+
+def request_body(req: http.Request) -> bytes | None:
+    """A request's body, decoded without ever inflating past the limit of a
+    token request; None when there is none or it cannot be decoded."""
+    return _decoded(req, REQUEST_BODY_LIMIT)
 
 
 def _decoded(message: http.Message, limit: int | None = None) -> bytes | None:

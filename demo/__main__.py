@@ -14,8 +14,6 @@ to paste into a bug report.
 
 from __future__ import annotations
 
-import base64
-import json
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from addon.values import finite, jwt_claims
 from demo.alexa import (
     COLUMN,
     SECRET_FIELDS,
@@ -165,14 +164,9 @@ def print_table(title: str, direct: Reply, proxied: Reply) -> None:
 
 def lifetime_left(reply: Reply) -> float | None:
     """Seconds the access token had left when the reply arrived, from its exp."""
-    try:
-        payload = reply.body["access_token"].split(".")[1]
-        claims = json.loads(
-            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        )
-        return claims["exp"] - reply.received_at
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
-        return None
+    claims = jwt_claims(reply.body.get("access_token")) or {}
+    exp = finite(claims.get("exp"))
+    return None if exp is None else exp - reply.received_at
 
 
 def repaired(reply: Reply) -> bool:
